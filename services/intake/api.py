@@ -1,0 +1,125 @@
+"""Intake's HTTP API: submit applications, read them back with their lifecycle status."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated
+from uuid import UUID, uuid4
+
+from fastapi import FastAPI, Header, HTTPException, Query, Response
+from pydantic import BaseModel
+
+from services.intake.repository import ExternalRefConflict, Repository, StoredApplication
+from shared.contracts.application import ApplicationDocument
+from shared.http import create_app
+from shared.runtime import ServiceContext
+from shared.temporal import lifecycle_workflow_id
+
+
+class SubmissionReceipt(BaseModel):
+    application_id: UUID
+    external_ref: str
+    workflow_id: str
+    created: bool
+
+
+class ApplicationView(BaseModel):
+    application_id: UUID
+    external_ref: str
+    channel: str
+    received_at: datetime
+    workflow_id: str
+    status: str | None
+    document: ApplicationDocument
+
+
+class ApplicationSummary(BaseModel):
+    application_id: UUID
+    external_ref: str
+    title: str
+    funding_line: str
+    received_at: datetime
+
+
+def build_api(ctx: ServiceContext) -> FastAPI:
+    app = create_app(ctx, "Barents Grants — intake")
+    repo = Repository(ctx.pool)
+
+    @app.post(
+        "/applications",
+        status_code=201,
+        response_model=SubmissionReceipt,
+        responses={
+            200: {"description": "The same application was already submitted"},
+            409: {"description": "external_ref used for a different application"},
+        },
+    )
+    async def submit(
+        document: ApplicationDocument,
+        response: Response,
+        x_correlation_id: Annotated[UUID | None, Header()] = None,
+    ) -> SubmissionReceipt:
+        try:
+            result = await repo.submit(
+                document,
+                channel="http",
+                source="http",
+                correlation_id=x_correlation_id or uuid4(),
+                received_at=datetime.now(UTC),
+            )
+        except ExternalRefConflict as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
+        if not result.created:
+            response.status_code = 200
+        return SubmissionReceipt(
+            application_id=result.application_id,
+            external_ref=document.external_ref,
+            workflow_id=lifecycle_workflow_id(result.application_id),
+            created=result.created,
+        )
+
+    @app.get("/applications/{application_id}", response_model=ApplicationView)
+    async def get_application(application_id: UUID) -> ApplicationView:
+        stored = await repo.get(application_id)
+        if stored is None:
+            raise HTTPException(status_code=404, detail="no such application")
+        return ApplicationView(
+            application_id=stored.application_id,
+            external_ref=stored.external_ref,
+            channel=stored.channel,
+            received_at=stored.received_at,
+            workflow_id=lifecycle_workflow_id(stored.application_id),
+            status=await _status(ctx, stored),
+            document=stored.document,
+        )
+
+    @app.get("/applications", response_model=list[ApplicationSummary])
+    async def list_applications(
+        funding_line: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        before: datetime | None = None,
+    ) -> list[ApplicationSummary]:
+        rows = await repo.list(funding_line=funding_line, limit=limit, before=before)
+        return [
+            ApplicationSummary(
+                application_id=r.application_id,
+                external_ref=r.external_ref,
+                title=r.document.title,
+                funding_line=r.document.funding_line,
+                received_at=r.received_at,
+            )
+            for r in rows
+        ]
+
+    return app
+
+
+async def _status(ctx: ServiceContext, stored: StoredApplication) -> str | None:
+    """The lifecycle's status, or None while its workflow is not started yet."""
+    handle = ctx.temporal.get_workflow_handle(lifecycle_workflow_id(stored.application_id))
+    try:
+        status: str = await asyncio.wait_for(handle.query("status"), timeout=5)
+        return status
+    except Exception:
+        return None

@@ -1,0 +1,62 @@
+"""Starting the lifecycle workflow for a stored application: exactly once per application."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from shared.contracts.lifecycle import LIFECYCLE_WORKFLOW, LifecycleInput
+from shared.events import ApplicationSubmitted
+from shared.temporal import (
+    SA_COUNTRY,
+    SA_FUNDING_LINE,
+    SA_FUNDING_TYPE,
+    SA_REQUESTED,
+    SA_STATUS,
+    TASK_QUEUE_INTAKE,
+    lifecycle_workflow_id,
+)
+
+
+async def start_lifecycle(client: Client, event: ApplicationSubmitted) -> bool:
+    """Start the application's workflow; False when it already exists (a redelivered event)."""
+    doc = event.document
+    inp = LifecycleInput(
+        application_id=event.application_id,
+        external_ref=doc.external_ref,
+        funding_line=doc.funding_line,
+        funding_type=doc.funding_type,
+        applicant_country=doc.applicant.country,
+        requested_amount=doc.budget.requested,
+        currency=doc.budget.currency,
+    )
+    try:
+        await client.start_workflow(
+            LIFECYCLE_WORKFLOW,
+            inp,
+            id=lifecycle_workflow_id(event.application_id),
+            task_queue=TASK_QUEUE_INTAKE,
+            # The id is the application's: a second start never makes a second workflow,
+            # not even after the first one closed.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(SA_STATUS, "submitted"),
+                    SearchAttributePair(SA_FUNDING_LINE, doc.funding_line),
+                    SearchAttributePair(SA_FUNDING_TYPE, doc.funding_type),
+                    SearchAttributePair(SA_COUNTRY, doc.applicant.country),
+                    # A Double for searching ("RequestedAmount > 100000"); money stays Decimal.
+                    SearchAttributePair(SA_REQUESTED, float(doc.budget.requested)),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        return False
+    return True

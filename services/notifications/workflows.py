@@ -1,0 +1,3 @@
+"""Notifications' workflows: none yet — sending is driven by Kafka events, not Temporal."""
+
+WORKFLOWS: list[type] = []

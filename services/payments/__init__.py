@@ -1,0 +1,1 @@
+"""Payments: agreements, advance and final payments, budget ledgers, bank confirmations."""

@@ -1,0 +1,3 @@
+"""Payments' workflows: none yet — sending is driven by Kafka events, not Temporal."""
+
+WORKFLOWS: list[type] = []

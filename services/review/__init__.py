@@ -1,0 +1,1 @@
+"""Review: screening, advisor assignment, reviews and funding decisions."""

@@ -1,0 +1,3 @@
+"""Review' workflows: none yet — sending is driven by Kafka events, not Temporal."""
+
+WORKFLOWS: list[type] = []

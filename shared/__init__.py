@@ -1,0 +1,1 @@
+"""What the four services share: settings, event contracts, Kafka, Postgres, Temporal."""

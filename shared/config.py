@@ -1,0 +1,76 @@
+"""Settings for every service and for the local stack, from `GRANTS_*` environment variables.
+
+Defaults describe the local native stack started by `./dev up`, so nothing needs setting
+for development; production overrides them through the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+SERVICE_NAMES: tuple[str, ...] = ("intake", "review", "payments", "notifications")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRANTS_", env_file=None, extra="ignore")
+
+    state_dir: Path = REPO_ROOT / ".state"
+
+    # Postgres: one database, one schema and one login role per service.
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_database: str = "grants"
+    # Local default passwords are "<role>-local"; production sets GRANTS_PG_PASSWORD_<ROLE>.
+    pg_password_intake: SecretStr = SecretStr("intake-local")
+    pg_password_review: SecretStr = SecretStr("review-local")
+    pg_password_payments: SecretStr = SecretStr("payments-local")
+    pg_password_notifications: SecretStr = SecretStr("notifications-local")
+    pg_pool_min: int = 1
+    pg_pool_max: int = 10
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_partitions: int = Field(default=6, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    # A consumer gives up on a message that keeps failing after this many attempts and
+    # dead-letters it, so one poison message never stops a partition.
+    kafka_max_attempts: int = Field(default=5, ge=1)
+    kafka_max_message_bytes: int = Field(default=1_048_576, ge=1024)
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+
+    http_host: str = "127.0.0.1"
+    port_intake: int = 8001
+    port_review: int = 8002
+    port_payments: int = 8003
+    port_notifications: int = 8004
+    # Largest HTTP request body accepted (HTTP 413 above it).
+    http_max_body_bytes: int = Field(default=262_144, ge=1024)
+
+    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+
+    log_level: str = "INFO"
+
+    def pg_password(self, role: str) -> str:
+        secret: SecretStr = getattr(self, f"pg_password_{role}")
+        return secret.get_secret_value()
+
+    def http_port(self, service: str) -> int:
+        port: int = getattr(self, f"port_{service}")
+        return port
+
+    def pg_dsn(self, role: str) -> str:
+        return f"postgresql://{role}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,46 @@
+"""Inputs and results of the application lifecycle workflow, shared by the services that
+start it, signal it or run its children (each on its own task queue)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.contracts.application import FundingType
+from shared.contracts.money import Currency
+
+ApplicationStatus = Literal[
+    "submitted",
+    "screening",
+    "ineligible",
+    "in_review",
+    "information_requested",
+    "withdrawn",
+    "awaiting_decision",
+    "approved",
+    "rejected",
+]
+
+LIFECYCLE_WORKFLOW = "ApplicationLifecycle"
+
+
+class LifecycleInput(BaseModel):
+    """What the lifecycle needs to start: ids and searchable facts, no personal data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    application_id: UUID
+    external_ref: str
+    funding_line: str
+    funding_type: FundingType
+    applicant_country: str
+    requested_amount: Decimal
+    currency: Currency
+
+
+class LifecycleState(BaseModel):
+    application_id: UUID
+    status: ApplicationStatus

@@ -1,0 +1,71 @@
+"""The event envelope every Kafka message carries, and the event types the services exchange.
+
+An envelope names its payload's type and version; consumers look the pair up in
+`PAYLOADS` and refuse (dead-letter) what they do not know.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.application import ApplicationDocument
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: UUID = Field(default_factory=uuid4)
+    type: str = Field(min_length=1, max_length=100)
+    version: int = Field(default=1, ge=1)
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # None only on inbound submissions from other systems: intake assigns the id.
+    application_id: UUID | None = None
+    correlation_id: UUID = Field(default_factory=uuid4)
+    # Which system produced the event (a service name, or an external system's identity).
+    source: str = Field(default="unknown", max_length=100)
+    payload: dict[str, Any]
+
+
+# --- payloads -------------------------------------------------------------------------
+
+
+class ApplicationSubmitRequested(BaseModel):
+    """Inbound: another system (the application portal) submits an application."""
+
+    model_config = ConfigDict(extra="forbid")
+    document: ApplicationDocument
+
+
+class ApplicationSubmitted(BaseModel):
+    """Intake stored and accepted an application; its lifecycle starts."""
+
+    model_config = ConfigDict(extra="forbid")
+    application_id: UUID
+    received_at: datetime
+    channel: str
+    document: ApplicationDocument
+
+
+APPLICATION_SUBMIT = "application.submit"
+APPLICATION_SUBMITTED = "application.submitted"
+
+# (type, version) -> payload model. A consumer dead-letters anything not listed here.
+PAYLOADS: dict[tuple[str, int], type[BaseModel]] = {
+    (APPLICATION_SUBMIT, 1): ApplicationSubmitRequested,
+    (APPLICATION_SUBMITTED, 1): ApplicationSubmitted,
+}
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def parse_payload(envelope: Envelope) -> BaseModel:
+    model = PAYLOADS.get((envelope.type, envelope.version))
+    if model is None:
+        raise UnknownEventType(f"unknown event type {envelope.type!r} version {envelope.version}")
+    return model.model_validate(envelope.payload)

@@ -1,0 +1,195 @@
+"""Kafka broker factory and the consumer wrapper every service's subscribers use.
+
+Ack policy: offsets are committed after a message is processed, never before. A message that
+cannot be parsed (bad JSON, bad UTF-8, unknown type/version, invalid payload) goes straight to
+the dead-letter topic with the reason. A handler failure is retried; transient failures
+(Postgres, Temporal or Kafka away) forever, others up to `kafka_max_attempts`, then
+dead-lettered. Either way the consumer keeps consuming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel, ValidationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from shared.config import Settings
+from shared.events import Envelope, UnknownEventType, parse_payload
+from shared.topics import dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope, BaseModel], Awaitable[None]]
+
+
+def create_broker(settings: Settings, client_id: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_request_size=settings.kafka_max_message_bytes,
+        logger=logging.getLogger(f"{client_id}.kafka"),
+    )
+
+
+class BadMessage(ValueError):
+    """A message no retry can fix."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures of a part we depend on that heals by itself: retry without limit."""
+    if isinstance(exc, RPCError):
+        return exc.status in (
+            RPCStatusCode.UNAVAILABLE,
+            RPCStatusCode.DEADLINE_EXCEEDED,
+            RPCStatusCode.RESOURCE_EXHAUSTED,
+        )
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.exceptions.PostgresConnectionError
+        | asyncpg.exceptions.InterfaceError
+        | asyncpg.exceptions.CannotConnectNowError
+        | asyncpg.exceptions.TooManyConnectionsError
+        | asyncpg.exceptions.AdminShutdownError,
+    )
+
+
+def decode(raw: bytes, max_bytes: int) -> tuple[Envelope, BaseModel]:
+    if len(raw) > max_bytes:
+        raise BadMessage(f"message of {len(raw)} bytes exceeds the limit of {max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadMessage(f"message is not valid UTF-8: {exc}") from exc
+    if "\x00" in text or "\\u0000" in text:
+        raise BadMessage("message contains NUL characters")
+    try:
+        envelope = Envelope.model_validate_json(text)
+        payload = parse_payload(envelope)
+    except ValidationError as exc:
+        raise BadMessage(_describe(exc)) from exc
+    except UnknownEventType as exc:
+        raise BadMessage(str(exc)) from exc
+    return envelope, payload
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:10]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(message)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "invalid message: " + "; ".join(parts)
+
+
+def dead_letter_record(
+    record: Any, reason: str, error_type: str, attempts: int, consumer: str
+) -> dict[str, Any]:
+    value: bytes = record.value or b""
+    try:
+        original: dict[str, Any] = {"original_value": value.decode("utf-8")}
+    except UnicodeDecodeError:
+        original = {"original_value_base64": base64.b64encode(value).decode()}
+    return {
+        "reason": reason,
+        "error_type": error_type,
+        "original_topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "attempts": attempts,
+        "consumer": consumer,
+        "failed_at": datetime.now(UTC).isoformat(),
+        **original,
+    }
+
+
+def subscribe(
+    broker: KafkaBroker,
+    settings: Settings,
+    *,
+    topic: str,
+    group_id: str,
+    handles: dict[str, Handler],
+) -> None:
+    """Subscribe `group_id` to `topic`; `handles` maps event types to handlers. Known event
+    types this consumer does not handle are acknowledged and skipped."""
+    failures: dict[tuple[str, int, int], int] = {}
+
+    async def dead_letter(record: Any, exc: BaseException, attempts: int) -> None:
+        body = dead_letter_record(record, str(exc), type(exc).__name__, attempts, group_id)
+        await broker.publish(
+            json.dumps(body, ensure_ascii=False).encode(),
+            topic=dead_letter_topic(record.topic),
+            key=record.key,
+            headers={"content-type": "application/json", "dlq-reason": str(exc)[:500]},
+        )
+        log.warning(
+            "%s: dead-lettered %s[%d]@%d after %d attempt(s): %s",
+            group_id,
+            record.topic,
+            record.partition,
+            record.offset,
+            attempts,
+            str(exc)[:300],
+        )
+
+    async def on_message(msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        assert not isinstance(record, tuple)
+        try:
+            envelope, payload = decode(record.value or b"", settings.kafka_max_message_bytes)
+        except BadMessage as exc:
+            await dead_letter(record, exc, 1)
+            return
+        handler = handles.get(envelope.type)
+        if handler is None:
+            return
+        position = (record.topic, record.partition, record.offset)
+        try:
+            await handler(envelope, payload)
+            failures.pop(position, None)
+        except BadMessage as exc:
+            await dead_letter(record, exc, failures.pop(position, 0) + 1)
+        except Exception as exc:
+            attempts = failures.get(position, 0) + 1
+            if not is_transient(exc) and attempts >= settings.kafka_max_attempts:
+                failures.pop(position, None)
+                await dead_letter(record, exc, attempts)
+                return
+            failures[position] = attempts
+            delay = min(30.0, 0.2 * 2 ** min(attempts, 8)) * (0.5 + random.random())
+            log.warning(
+                "%s: %s[%d]@%d failed (attempt %d, %s: %s); retrying in %.1fs",
+                group_id,
+                record.topic,
+                record.partition,
+                record.offset,
+                attempts,
+                type(exc).__name__,
+                str(exc)[:200],
+                delay,
+            )
+            await asyncio.sleep(delay)
+            raise  # NACK: the message is delivered again, its offset stays uncommitted
+
+    broker.subscriber(
+        topic,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )(on_message)

@@ -1,0 +1,61 @@
+"""Temporal plumbing: the client factory (pydantic data converter), task-queue names,
+workflow ids derived from application ids, and the custom search attributes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+# One task queue per service: each worker registers only its own workflows and activities.
+TASK_QUEUE_INTAKE = "intake"
+TASK_QUEUE_REVIEW = "review"
+TASK_QUEUE_PAYMENTS = "payments"
+TASK_QUEUE_NOTIFICATIONS = "notifications"
+
+# Custom search attributes (registered by `./dev up` on the Temporal server). Never personal data.
+SA_STATUS = SearchAttributeKey.for_keyword("ApplicationStatus")
+SA_FUNDING_LINE = SearchAttributeKey.for_keyword("FundingLine")
+SA_FUNDING_TYPE = SearchAttributeKey.for_keyword("FundingType")
+SA_ADVISOR = SearchAttributeKey.for_keyword("Advisor")
+SA_COUNTRY = SearchAttributeKey.for_keyword("ApplicantCountry")
+SA_REQUESTED = SearchAttributeKey.for_float("RequestedAmount")
+SA_NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
+
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "ApplicationStatus": "Keyword",
+    "FundingLine": "Keyword",
+    "FundingType": "Keyword",
+    "Advisor": "Keyword",
+    "ApplicantCountry": "Keyword",
+    "RequestedAmount": "Double",
+    "NextDeadline": "Datetime",
+}
+
+
+def lifecycle_workflow_id(application_id: UUID) -> str:
+    return f"application-{application_id}"
+
+
+async def connect(settings: Settings, attempts: int = 30) -> Client:
+    for attempt in range(1, attempts + 1):
+        try:
+            return await Client.connect(
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                data_converter=pydantic_data_converter,
+            )
+        except Exception as exc:
+            if attempt == attempts:
+                raise
+            log.warning("Temporal not reachable (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
