@@ -81,20 +81,24 @@ def decode(raw: bytes, max_bytes: int) -> tuple[Envelope, BaseModel]:
         raise BadMessage("message contains NUL characters")
     try:
         envelope = Envelope.model_validate_json(text)
+    except ValidationError as exc:
+        raise BadMessage(_describe("invalid envelope", exc)) from exc
+    try:
         payload = parse_payload(envelope)
     except ValidationError as exc:
-        raise BadMessage(_describe(exc)) from exc
+        what = f"invalid payload for {envelope.type} v{envelope.version}"
+        raise BadMessage(_describe(what, exc, "payload.")) from exc
     except UnknownEventType as exc:
         raise BadMessage(str(exc)) from exc
     return envelope, payload
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(what: str, exc: ValidationError, prefix: str = "") -> str:
     parts = []
     for err in exc.errors(include_url=False, include_input=False)[:10]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(message)"
-        parts.append(f"{loc}: {err['msg']}")
-    return "invalid message: " + "; ".join(parts)
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{prefix}{loc}: {err['msg']}" if loc else err["msg"])
+    return f"{what}: " + "; ".join(parts)
 
 
 def dead_letter_record(
@@ -109,6 +113,7 @@ def dead_letter_record(
         "reason": reason,
         "error_type": error_type,
         "original_topic": record.topic,
+        "original_key": record.key.decode("utf-8", "replace") if record.key else None,
         "partition": record.partition,
         "offset": record.offset,
         "attempts": attempts,

@@ -97,10 +97,13 @@ def build_api(ctx: ServiceContext) -> FastAPI:
     @app.get("/applications", response_model=list[ApplicationSummary])
     async def list_applications(
         funding_line: str | None = None,
+        external_ref: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         before: datetime | None = None,
     ) -> list[ApplicationSummary]:
-        rows = await repo.list(funding_line=funding_line, limit=limit, before=before)
+        rows = await repo.list(
+            funding_line=funding_line, external_ref=external_ref, limit=limit, before=before
+        )
         return [
             ApplicationSummary(
                 application_id=r.application_id,

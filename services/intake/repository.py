@@ -141,15 +141,22 @@ class Repository:
         return _stored(row) if row else None
 
     async def list(
-        self, *, funding_line: str | None, limit: int, before: datetime | None
+        self,
+        *,
+        funding_line: str | None,
+        external_ref: str | None,
+        limit: int,
+        before: datetime | None,
     ) -> list[StoredApplication]:
         rows = await self._pool.fetch(
             """SELECT id, external_ref, channel, received_at, document FROM applications
                WHERE ($1::text IS NULL OR funding_line = $1)
                  AND ($2::timestamptz IS NULL OR received_at < $2)
-               ORDER BY received_at DESC, id LIMIT $3""",
+                 AND ($3::text IS NULL OR external_ref = $3)
+               ORDER BY received_at DESC, id LIMIT $4""",
             funding_line,
             before,
+            external_ref,
             limit,
         )
         return [_stored(r) for r in rows]
