@@ -13,6 +13,15 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.application import ApplicationDocument
+from shared.contracts.ledger import (
+    BUDGET_COMMITTED,
+    BUDGET_REFUSED,
+    BUDGET_RELEASED,
+    BudgetCommitted,
+    BudgetRefused,
+    BudgetReleased,
+)
+from shared.contracts.review import REVIEW_PAYLOADS
 
 
 class Envelope(BaseModel):
@@ -27,6 +36,8 @@ class Envelope(BaseModel):
     correlation_id: UUID = Field(default_factory=uuid4)
     # Which system produced the event (a service name, or an external system's identity).
     source: str = Field(default="unknown", max_length=100)
+    # Who acted (a user id or role), where a person did.
+    actor: str | None = Field(default=None, max_length=100)
     payload: dict[str, Any]
 
 
@@ -57,6 +68,10 @@ APPLICATION_SUBMITTED = "application.submitted"
 PAYLOADS: dict[tuple[str, int], type[BaseModel]] = {
     (APPLICATION_SUBMIT, 1): ApplicationSubmitRequested,
     (APPLICATION_SUBMITTED, 1): ApplicationSubmitted,
+    (BUDGET_COMMITTED, 1): BudgetCommitted,
+    (BUDGET_REFUSED, 1): BudgetRefused,
+    (BUDGET_RELEASED, 1): BudgetReleased,
+    **{(event_type, 1): model for event_type, model in REVIEW_PAYLOADS.items()},
 }
 
 

@@ -20,11 +20,13 @@ log = logging.getLogger(__name__)
 
 
 async def enqueue(conn: Conn, topic: str, envelope: Envelope) -> None:
-    """Record an event to publish; call inside the transaction that writes the state."""
+    """Record an event to publish; call inside the transaction that writes the state.
+    Idempotent per event id, so a retried activity never publishes twice."""
     key = str(envelope.application_id or envelope.event_id)
     await conn.execute(
         """INSERT INTO outbox (event_id, topic, key, event_type, envelope)
-           VALUES ($1, $2, $3, $4, $5)""",
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (event_id) DO NOTHING""",
         envelope.event_id,
         topic,
         key,

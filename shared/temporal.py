@@ -45,6 +45,10 @@ def lifecycle_workflow_id(application_id: UUID) -> str:
     return f"application-{application_id}"
 
 
+def review_workflow_id(application_id: UUID) -> str:
+    return f"review-{application_id}"
+
+
 async def connect(settings: Settings, attempts: int = 30) -> Client:
     for attempt in range(1, attempts + 1):
         try:

@@ -48,7 +48,7 @@ def register_subscribers(ctx: ServiceContext) -> None:
 
     async def on_submitted(envelope: Envelope, payload: BaseModel) -> None:
         assert isinstance(payload, ApplicationSubmitted)
-        started = await start_lifecycle(ctx.temporal, payload)
+        started = await start_lifecycle(ctx.temporal, payload, envelope.correlation_id)
         log.info(
             "application %s: lifecycle %s",
             payload.application_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -24,11 +26,15 @@ from shared.temporal import (
 )
 
 
-async def start_lifecycle(client: Client, event: ApplicationSubmitted) -> bool:
+async def start_lifecycle(
+    client: Client, event: ApplicationSubmitted, correlation_id: UUID
+) -> bool:
     """Start the application's workflow; False when it already exists (a redelivered event)."""
     doc = event.document
     inp = LifecycleInput(
         application_id=event.application_id,
+        correlation_id=correlation_id,
+        document=doc,
         external_ref=doc.external_ref,
         funding_line=doc.funding_line,
         funding_type=doc.funding_type,

@@ -1,11 +1,15 @@
 """The application lifecycle workflow: one per application, id derived from the application id.
 
-It carries the application from submission on; each later stage (review, decision, agreement,
-payments, reporting) runs as children and activities on the owning service's task queue."""
+It owns what operators search by (the search attributes) and runs each stage as a child on
+the owning service's task queue: review and decision on `review`, then (later stages)
+agreement and payments. Children report progress by signal; the lifecycle mirrors it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from shared.contracts.lifecycle import (
@@ -14,28 +18,62 @@ with workflow.unsafe.imports_passed_through():
         LifecycleInput,
         LifecycleState,
     )
-    from shared.temporal import SA_STATUS
-
-TERMINAL: frozenset[str] = frozenset({"ineligible", "withdrawn", "rejected"})
+    from shared.contracts.review import (
+        REVIEW_WORKFLOW,
+        SIGNAL_REVIEW_PROGRESS,
+        ReviewInput,
+        ReviewOutcome,
+        ReviewProgress,
+    )
+    from shared.temporal import (
+        SA_ADVISOR,
+        SA_NEXT_DEADLINE,
+        SA_STATUS,
+        TASK_QUEUE_REVIEW,
+        review_workflow_id,
+    )
 
 
 @workflow.defn(name=LIFECYCLE_WORKFLOW)
 class ApplicationLifecycle:
     def __init__(self) -> None:
         self._status: ApplicationStatus = "submitted"
-        self._application_id: str = ""
+        self._advisor: str | None = None
 
     @workflow.run
     async def run(self, inp: LifecycleInput) -> LifecycleState:
-        # The starter sets every search attribute at start; only the status changes here.
-        self._set_status("submitted")
-        # Review and decision follow (issue 3); until then the lifecycle waits, durably.
-        await workflow.wait_condition(lambda: self._status in TERMINAL)
+        # The starter set every search attribute at start; from here on they follow the stages.
+        outcome: ReviewOutcome = await workflow.execute_child_workflow(
+            REVIEW_WORKFLOW,
+            ReviewInput(
+                application_id=inp.application_id,
+                correlation_id=inp.correlation_id,
+                document=inp.document,
+            ),
+            id=review_workflow_id(inp.application_id),
+            task_queue=TASK_QUEUE_REVIEW,
+            result_type=ReviewOutcome,
+        )
+        self._apply(ReviewProgress(status=outcome.status, advisor=self._advisor))
+        # Agreement, payments and reporting follow an approval (next stage).
         return LifecycleState(application_id=inp.application_id, status=self._status)
 
-    def _set_status(self, status: ApplicationStatus) -> None:
-        self._status = status
-        workflow.upsert_search_attributes([SA_STATUS.value_set(status)])
+    @workflow.signal(name=SIGNAL_REVIEW_PROGRESS)
+    def review_progress(self, progress: ReviewProgress) -> None:
+        self._apply(progress)
+
+    def _apply(self, progress: ReviewProgress) -> None:
+        self._status = progress.status
+        updates: list[SearchAttributeUpdate[Any]] = [SA_STATUS.value_set(progress.status)]
+        if progress.advisor and progress.advisor != self._advisor:
+            self._advisor = progress.advisor
+            updates.append(SA_ADVISOR.value_set(progress.advisor))
+        updates.append(
+            SA_NEXT_DEADLINE.value_set(progress.next_deadline)
+            if progress.next_deadline
+            else SA_NEXT_DEADLINE.value_unset()
+        )
+        workflow.upsert_search_attributes(updates)
 
     @workflow.query
     def status(self) -> ApplicationStatus:

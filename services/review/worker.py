@@ -1,4 +1,4 @@
-"""What review' Temporal worker runs on the `review` task queue."""
+"""What review's Temporal worker runs on the `review` task queue."""
 
 from services.review.activities import build_activities
 from services.review.workflows import WORKFLOWS

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.contracts.application import FundingType
+from shared.contracts.application import ApplicationDocument, FundingType
 from shared.contracts.money import Currency
 
 ApplicationStatus = Literal[
@@ -28,11 +28,13 @@ LIFECYCLE_WORKFLOW = "ApplicationLifecycle"
 
 
 class LifecycleInput(BaseModel):
-    """What the lifecycle needs to start: ids and searchable facts, no personal data."""
+    """What the lifecycle needs: the application and the facts it is searched by."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     application_id: UUID
+    correlation_id: UUID
+    document: ApplicationDocument
     external_ref: str
     funding_line: str
     funding_type: FundingType
