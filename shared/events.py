@@ -21,7 +21,13 @@ from shared.contracts.ledger import (
     BudgetRefused,
     BudgetReleased,
 )
-from shared.contracts.review import REVIEW_PAYLOADS
+from shared.contracts.review import (
+    REVIEW_PAYLOADS,
+    AnswerInformation,
+    Decide,
+    RequestInformation,
+    SubmitReview,
+)
 
 
 class Envelope(BaseModel):
@@ -61,13 +67,42 @@ class ApplicationSubmitted(BaseModel):
     document: ApplicationDocument
 
 
+class InformationAnswerSubmitted(BaseModel):
+    """Inbound: the applicant answers an information request (envelope names the application)."""
+
+    model_config = ConfigDict(extra="forbid")
+    answer: AnswerInformation
+
+
+class ReviewCommand(BaseModel):
+    """Inbound from an advisor portal: an advisor's action (envelope names the application)."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: SubmitReview | RequestInformation
+
+
+class DecisionCommand(BaseModel):
+    """Inbound from a decider's portal: a funding decision (envelope names the application)."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Decide
+
+
 APPLICATION_SUBMIT = "application.submit"
+INFORMATION_ANSWER = "application.information_answer"
+REVIEW_SUBMIT = "review.submit"
+REVIEW_REQUEST_INFORMATION = "review.request_information"
+DECISION_DECIDE = "decision.decide"
 APPLICATION_SUBMITTED = "application.submitted"
 
 # (type, version) -> payload model. A consumer dead-letters anything not listed here.
 PAYLOADS: dict[tuple[str, int], type[BaseModel]] = {
     (APPLICATION_SUBMIT, 1): ApplicationSubmitRequested,
     (APPLICATION_SUBMITTED, 1): ApplicationSubmitted,
+    (INFORMATION_ANSWER, 1): InformationAnswerSubmitted,
+    (REVIEW_SUBMIT, 1): ReviewCommand,
+    (REVIEW_REQUEST_INFORMATION, 1): ReviewCommand,
+    (DECISION_DECIDE, 1): DecisionCommand,
     (BUDGET_COMMITTED, 1): BudgetCommitted,
     (BUDGET_REFUSED, 1): BudgetRefused,
     (BUDGET_RELEASED, 1): BudgetReleased,

@@ -131,8 +131,8 @@ def subscribe(
     group_id: str,
     handles: dict[str, Handler],
 ) -> None:
-    """Subscribe `group_id` to `topic`; `handles` maps event types to handlers. Known event
-    types this consumer does not handle are acknowledged and skipped."""
+    """Subscribe `group_id` to `topic`; `handles` maps event types to handlers ("*": every
+    type). Known event types this consumer does not handle are acknowledged and skipped."""
     failures: dict[tuple[str, int, int], int] = {}
 
     async def dead_letter(record: Any, exc: BaseException, attempts: int) -> None:
@@ -161,7 +161,7 @@ def subscribe(
         except BadMessage as exc:
             await dead_letter(record, exc, 1)
             return
-        handler = handles.get(envelope.type)
+        handler = handles.get(envelope.type) or handles.get("*")
         if handler is None:
             return
         position = (record.topic, record.partition, record.offset)

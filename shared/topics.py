@@ -18,7 +18,10 @@ APPLICATIONS_INBOUND = "grants.applications.inbound"
 # The application lifecycle, keyed by application id: every service's events about an application.
 APPLICATION_EVENTS = "grants.application-events"
 
-TOPICS: tuple[str, ...] = (APPLICATIONS_INBOUND, APPLICATION_EVENTS)
+# Advisors' and deciders' actions from other systems (an advisor portal), inside the envelope.
+REVIEW_COMMANDS = "grants.review.commands"
+
+TOPICS: tuple[str, ...] = (APPLICATIONS_INBOUND, APPLICATION_EVENTS, REVIEW_COMMANDS)
 
 
 def dead_letter_topic(topic: str) -> str:

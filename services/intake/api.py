@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from fastapi import FastAPI, Header, HTTPException, Query, Response
 from pydantic import BaseModel
 
-from services.intake.repository import ExternalRefConflict, Repository, StoredApplication
+from services.intake.repository import (
+    ExternalRefConflict,
+    Repository,
+    StoredApplication,
+    TimelineRepository,
+)
+from shared.actions import ActionRefused, NoSuchWorkflow, perform
 from shared.contracts.application import ApplicationDocument
+from shared.contracts.review import UPDATE_ANSWER_INFORMATION, ActionResult, AnswerInformation
 from shared.http import create_app
 from shared.runtime import ServiceContext
-from shared.temporal import lifecycle_workflow_id
+from shared.temporal import lifecycle_workflow_id, review_workflow_id
 
 
 class SubmissionReceipt(BaseModel):
@@ -32,6 +39,16 @@ class ApplicationView(BaseModel):
     workflow_id: str
     status: str | None
     document: ApplicationDocument
+
+
+class TimelineEvent(BaseModel):
+    event_id: UUID
+    type: str
+    version: int
+    occurred_at: datetime
+    source: str
+    actor: str | None
+    payload: dict[str, Any]
 
 
 class ApplicationSummary(BaseModel):
@@ -114,6 +131,44 @@ def build_api(ctx: ServiceContext) -> FastAPI:
             )
             for r in rows
         ]
+
+    timeline = TimelineRepository(ctx.pool)
+
+    @app.get("/applications/{application_id}/timeline", response_model=list[TimelineEvent])
+    async def get_timeline(application_id: UUID) -> list[TimelineEvent]:
+        """Every event of the application, in order, with who (source, actor) and when."""
+        if await repo.get(application_id) is None:
+            raise HTTPException(status_code=404, detail="no such application")
+        return [
+            TimelineEvent(
+                event_id=e.event_id,
+                type=e.event_type,
+                version=e.version,
+                occurred_at=e.occurred_at,
+                source=e.source,
+                actor=e.actor,
+                payload=e.payload,
+            )
+            for e in await timeline.timeline(application_id)
+        ]
+
+    @app.post("/applications/{application_id}/information", response_model=ActionResult)
+    async def answer_information(application_id: UUID, answer: AnswerInformation) -> ActionResult:
+        """The applicant answers the advisor's information request."""
+        if await repo.get(application_id) is None:
+            raise HTTPException(status_code=404, detail="no such application")
+        try:
+            return await perform(
+                ctx.temporal,
+                review_workflow_id(application_id),
+                UPDATE_ANSWER_INFORMATION,
+                answer,
+                ActionResult,
+            )
+        except ActionRefused as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
+        except NoSuchWorkflow as exc:
+            raise HTTPException(status_code=409, detail="no information request is open") from exc
 
     return app
 

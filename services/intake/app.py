@@ -1,5 +1,6 @@
-"""Intake's Kafka side: applications published by other systems, and starting the lifecycle
-workflow for every stored application (from its own outbox-relayed event)."""
+"""Intake's Kafka side: applications and answers published by other systems, starting the
+lifecycle workflow for every stored application (from its own outbox-relayed event), and
+the timeline of every application's events."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ import logging
 from pydantic import BaseModel
 
 from services.intake.lifecycle import start_lifecycle
-from services.intake.repository import ExternalRefConflict, Repository
+from services.intake.repository import ExternalRefConflict, Repository, TimelineRepository
+from shared.actions import ActionRefused, NoSuchWorkflow, perform
+from shared.contracts.review import UPDATE_ANSWER_INFORMATION, ActionResult
 from shared.events import (
     APPLICATION_SUBMIT,
     APPLICATION_SUBMITTED,
+    INFORMATION_ANSWER,
     ApplicationSubmitRequested,
     ApplicationSubmitted,
     Envelope,
+    InformationAnswerSubmitted,
 )
 from shared.kafka import BadMessage, subscribe
 from shared.runtime import ServiceContext
+from shared.temporal import review_workflow_id
 from shared.topics import APPLICATION_EVENTS, APPLICATIONS_INBOUND
 
 log = logging.getLogger(__name__)
@@ -25,6 +31,7 @@ log = logging.getLogger(__name__)
 
 def register_subscribers(ctx: ServiceContext) -> None:
     repo = Repository(ctx.pool)
+    timeline = TimelineRepository(ctx.pool)
 
     async def on_submit(envelope: Envelope, payload: BaseModel) -> None:
         assert isinstance(payload, ApplicationSubmitRequested)
@@ -46,6 +53,21 @@ def register_subscribers(ctx: ServiceContext) -> None:
             result.created,
         )
 
+    async def on_answer(envelope: Envelope, payload: BaseModel) -> None:
+        assert isinstance(payload, InformationAnswerSubmitted)
+        if envelope.application_id is None:
+            raise BadMessage("an information answer must name its application_id")
+        try:
+            await perform(
+                ctx.temporal,
+                review_workflow_id(envelope.application_id),
+                UPDATE_ANSWER_INFORMATION,
+                payload.answer,
+                ActionResult,
+            )
+        except (ActionRefused, NoSuchWorkflow) as exc:
+            raise BadMessage(f"answer refused: {exc}") from exc
+
     async def on_submitted(envelope: Envelope, payload: BaseModel) -> None:
         assert isinstance(payload, ApplicationSubmitted)
         started = await start_lifecycle(ctx.temporal, payload, envelope.correlation_id)
@@ -55,12 +77,15 @@ def register_subscribers(ctx: ServiceContext) -> None:
             "started" if started else "already running",
         )
 
+    async def on_any_event(envelope: Envelope, payload: BaseModel) -> None:
+        await timeline.record(envelope)
+
     subscribe(
         ctx.broker,
         ctx.settings,
         topic=APPLICATIONS_INBOUND,
         group_id="intake.inbound",
-        handles={APPLICATION_SUBMIT: on_submit},
+        handles={APPLICATION_SUBMIT: on_submit, INFORMATION_ANSWER: on_answer},
     )
     subscribe(
         ctx.broker,
@@ -68,4 +93,11 @@ def register_subscribers(ctx: ServiceContext) -> None:
         topic=APPLICATION_EVENTS,
         group_id="intake.lifecycle",
         handles={APPLICATION_SUBMITTED: on_submitted},
+    )
+    subscribe(
+        ctx.broker,
+        ctx.settings,
+        topic=APPLICATION_EVENTS,
+        group_id="intake.timeline",
+        handles={"*": on_any_event},
     )

@@ -162,6 +162,61 @@ class Repository:
         return [_stored(r) for r in rows]
 
 
+@dataclass(frozen=True)
+class TimelineEntry:
+    event_id: UUID
+    event_type: str
+    version: int
+    occurred_at: datetime
+    source: str
+    actor: str | None
+    payload: dict[str, Any]
+
+
+class TimelineRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record(self, envelope: Envelope) -> bool:
+        """Add an event to its application's timeline; a redelivered event adds nothing."""
+        if envelope.application_id is None:
+            return False
+        inserted = await self._pool.fetchval(
+            """INSERT INTO timeline (event_id, application_id, event_type, version, occurred_at,
+                   source, actor, payload)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)
+               ON CONFLICT (event_id) DO NOTHING RETURNING true""",
+            envelope.event_id,
+            envelope.application_id,
+            envelope.type,
+            envelope.version,
+            envelope.occurred_at,
+            envelope.source,
+            envelope.actor,
+            json.dumps(envelope.payload, ensure_ascii=False),
+        )
+        return bool(inserted)
+
+    async def timeline(self, application_id: UUID) -> list[TimelineEntry]:
+        rows = await self._pool.fetch(
+            """SELECT event_id, event_type, version, occurred_at, source, actor, payload
+               FROM timeline WHERE application_id = $1 ORDER BY seq""",
+            application_id,
+        )
+        return [
+            TimelineEntry(
+                event_id=r["event_id"],
+                event_type=r["event_type"],
+                version=r["version"],
+                occurred_at=r["occurred_at"],
+                source=r["source"],
+                actor=r["actor"],
+                payload=json.loads(r["payload"]),
+            )
+            for r in rows
+        ]
+
+
 def _stored(row: Any) -> StoredApplication:
     return StoredApplication(
         application_id=row["id"],

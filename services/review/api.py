@@ -1,12 +1,175 @@
-"""Review's HTTP API."""
+"""Review's HTTP API for advisors and deciders: assigned applications, reviews, information
+requests and decisions. Every action is a Temporal update: a wrong one is refused (409) with
+the workflow's reason and changes nothing."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
+from fastapi import FastAPI, HTTPException, Query
+from pydantic import BaseModel, ConfigDict
+
+from services.review.repository import Repository
+from shared.actions import ActionRefused, NoSuchWorkflow, perform
+from shared.contracts.money import Money
+from shared.contracts.review import (
+    UPDATE_DECIDE,
+    UPDATE_REQUEST_INFORMATION,
+    UPDATE_SUBMIT_REVIEW,
+    ActionResult,
+    Decide,
+    RequestInformation,
+    ReviewState,
+    SubmitReview,
+)
+from shared.funding import get_funding_config
 from shared.http import create_app
 from shared.runtime import ServiceContext
+from shared.temporal import review_workflow_id
+
+OpenStatus = Literal["in_review", "information_requested", "awaiting_decision"]
+
+
+class AssignmentView(BaseModel):
+    application_id: UUID
+    advisor: str
+    funding_line: str
+    title: str
+    requested: Money
+    status: str
+    next_deadline: datetime | None
+    assigned_at: datetime
+
+
+class BoardDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    application_id: UUID
+    decision: Decide
+
+
+class BoardDecisionResult(BaseModel):
+    application_id: UUID
+    accepted: bool
+    result: ActionResult | None
+    refused: str | None
 
 
 def build_api(ctx: ServiceContext) -> FastAPI:
-    return create_app(ctx, "Barents Grants — review")
+    app = create_app(ctx, "Barents Grants — review")
+    repo = Repository(ctx.pool)
+
+    async def act(application_id: UUID, update: str, action: BaseModel) -> ActionResult:
+        try:
+            return await perform(
+                ctx.temporal, review_workflow_id(application_id), update, action, ActionResult
+            )
+        except ActionRefused as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
+        except NoSuchWorkflow as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+
+    @app.get("/funding-lines")
+    async def funding_lines() -> dict[str, Any]:
+        """The funding configuration in force: lines, deadlines, board meetings."""
+        config = get_funding_config()
+        return {
+            "lines": {c: line.model_dump(mode="json") for c, line in config.lines.items()},
+            "deadlines": {
+                name: value.total_seconds()
+                for name, value in config.deadlines.model_dump().items()
+            },
+            "board": config.board.model_dump(mode="json"),
+        }
+
+    @app.get("/assignments", response_model=list[AssignmentView])
+    async def assignments(
+        advisor: str | None = None,
+        status: OpenStatus | Literal["approved", "rejected", "withdrawn"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[AssignmentView]:
+        """Applications by advisor and status, the nearest deadline first."""
+        rows = await repo.assignments(advisor=advisor, status=status, limit=limit)
+        return [AssignmentView(**vars(r)) for r in rows]
+
+    @app.get("/advisors/{advisor}/applications", response_model=list[AssignmentView])
+    async def my_applications(
+        advisor: str, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    ) -> list[AssignmentView]:
+        """An advisor's open applications, the nearest deadline first."""
+        rows = await repo.assignments(advisor=advisor, status=None, limit=limit)
+        return [
+            AssignmentView(**vars(r))
+            for r in rows
+            if r.status in ("in_review", "information_requested", "awaiting_decision")
+        ]
+
+    @app.get("/applications/{application_id}", response_model=ReviewState)
+    async def review_state(application_id: UUID) -> ReviewState:
+        handle = ctx.temporal.get_workflow_handle(review_workflow_id(application_id))
+        try:
+            state: ReviewState = await asyncio.wait_for(
+                handle.query("state", result_type=ReviewState), timeout=10
+            )
+        except Exception as exc:
+            raise HTTPException(status_code=404, detail="no review for this application") from exc
+        return state
+
+    @app.post("/applications/{application_id}/review", response_model=ActionResult)
+    async def submit_review(application_id: UUID, review: SubmitReview) -> ActionResult:
+        return await act(application_id, UPDATE_SUBMIT_REVIEW, review)
+
+    @app.post("/applications/{application_id}/information-request", response_model=ActionResult)
+    async def request_information(
+        application_id: UUID, request: RequestInformation
+    ) -> ActionResult:
+        return await act(application_id, UPDATE_REQUEST_INFORMATION, request)
+
+    @app.post("/applications/{application_id}/decision", response_model=ActionResult)
+    async def decide(application_id: UUID, decision: Decide) -> ActionResult:
+        """Approve (committing the budget) or reject. An exhausted budget is answered with
+        status `awaiting_decision` and the amount available, not an error."""
+        return await act(application_id, UPDATE_DECIDE, decision)
+
+    @app.post("/board/meetings/{meeting}/decisions", response_model=list[BoardDecisionResult])
+    async def board_decisions(
+        meeting: date, decisions: list[BoardDecision]
+    ) -> list[BoardDecisionResult]:
+        """The board's decisions of one meeting, as a batch; each is accepted or refused on
+        its own."""
+        results = []
+        for item in decisions:
+            if item.decision.role != "board":
+                results.append(
+                    BoardDecisionResult(
+                        application_id=item.application_id,
+                        accepted=False,
+                        result=None,
+                        refused="only board decisions belong to a board meeting",
+                    )
+                )
+                continue
+            try:
+                outcome = await act(item.application_id, UPDATE_DECIDE, item.decision)
+                results.append(
+                    BoardDecisionResult(
+                        application_id=item.application_id,
+                        accepted=True,
+                        result=outcome,
+                        refused=None,
+                    )
+                )
+            except HTTPException as exc:
+                results.append(
+                    BoardDecisionResult(
+                        application_id=item.application_id,
+                        accepted=False,
+                        result=None,
+                        refused=str(exc.detail),
+                    )
+                )
+        return results
+
+    return app

@@ -143,7 +143,13 @@ def test_path_defaults_to_repo_config_and_env_var_overrides(
 def test_fast_fixture_has_second_deadlines_and_the_same_lines(config: FundingConfig) -> None:
     fast = load_funding_config(FAST)
     assert fast.lines == config.lines
-    assert fast.roster == config.roster
+    # The same people, without workload limits (tests leave many applications in review).
+    assert [a.id for a in fast.roster.advisors] == [a.id for a in config.roster.advisors]
+    assert (fast.roster.head_of_section, fast.roster.director) == (
+        config.roster.head_of_section,
+        config.roster.director,
+    )
+    assert all(a.max_open is None for a in fast.roster.advisors)
     for name in type(fast.deadlines).model_fields:
         value: timedelta = getattr(fast.deadlines, name)
         assert value <= timedelta(seconds=30), name

@@ -88,7 +88,7 @@ def commit_request(**changes: Any) -> CommitBudgetRequest:
     [
         {"amount": nok("0")},
         {"amount": nok("-5.00")},
-        {"amount": nok("0.005")},
+        {"amount": {"amount": "0.005", "currency": "NOK"}},
         {"budget": nok("-1.00")},
         {"budget": nok("1000000000000")},
         {"year": 1999},

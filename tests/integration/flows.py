@@ -1,0 +1,100 @@
+"""Driving applications through the real stack the way users do: over HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from shared.config import Settings
+from tests.conftest import load_sample, service_url
+from tests.waiting import eventually
+
+SCORES = {
+    "cooperation": 5,
+    "relevance": 4,
+    "feasibility": 4,
+    "budget_realism": 3,
+    "people_to_people": 5,
+}
+
+
+def fresh(name: str, **changes: Any) -> dict[str, Any]:
+    doc = load_sample(name)
+    doc["external_ref"] = f"test-{uuid.uuid4()}"
+    doc.update(changes)
+    return doc
+
+
+class Users:
+    """HTTP clients for intake and review, with helpers for the steps of a lifecycle."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.intake = httpx.AsyncClient(base_url=service_url(settings, "intake"), timeout=30)
+        self.review = httpx.AsyncClient(base_url=service_url(settings, "review"), timeout=30)
+
+    async def close(self) -> None:
+        await self.intake.aclose()
+        await self.review.aclose()
+
+    async def submit(self, doc: dict[str, Any]) -> str:
+        response = await self.intake.post("/applications", json=doc)
+        assert response.status_code == 201, response.text
+        app_id: str = response.json()["application_id"]
+        return app_id
+
+    async def state(self, app_id: str) -> dict[str, Any] | None:
+        response = await self.review.get(f"/applications/{app_id}")
+        if response.status_code != 200:
+            return None
+        state: dict[str, Any] = response.json()
+        return state
+
+    async def wait_status(self, app_id: str, *statuses: str, timeout: float = 60) -> dict[str, Any]:
+        async def probe() -> dict[str, Any] | None:
+            state = await self.state(app_id)
+            return state if state and state["status"] in statuses else None
+
+        return await eventually(probe, timeout=timeout)
+
+    async def timeline(self, app_id: str) -> list[dict[str, Any]]:
+        response = await self.intake.get(f"/applications/{app_id}/timeline")
+        response.raise_for_status()
+        events: list[dict[str, Any]] = response.json()
+        return events
+
+    async def wait_event(self, app_id: str, event_type: str, timeout: float = 60) -> dict[str, Any]:
+        async def probe() -> dict[str, Any] | None:
+            for event in await self.timeline(app_id):
+                if event["type"] == event_type:
+                    return event
+            return None
+
+        return await eventually(probe, timeout=timeout)
+
+    async def review_it(
+        self, app_id: str, advisor: str, recommended: str | None = None
+    ) -> httpx.Response:
+        body: dict[str, Any] = {
+            "advisor": advisor,
+            "scores": SCORES,
+            "comment": "Solid cross-border content.",
+            "recommendation": "approve",
+        }
+        if recommended:
+            body["recommended_amount"] = recommended
+        return await self.review.post(f"/applications/{app_id}/review", json=body)
+
+    async def decide(
+        self, app_id: str, role: str, outcome: str = "approve", amount: str | None = None
+    ) -> httpx.Response:
+        body: dict[str, Any] = {
+            "decider": f"{role.replace('_', '.')}.user",
+            "role": role,
+            "outcome": outcome,
+        }
+        if amount:
+            body["amount"] = amount
+        return await self.review.post(f"/applications/{app_id}/decision", json=body)
