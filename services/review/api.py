@@ -78,8 +78,7 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         return {
             "lines": {c: line.model_dump(mode="json") for c, line in config.lines.items()},
             "deadlines": {
-                name: value.total_seconds()
-                for name, value in config.deadlines.model_dump().items()
+                name: value.total_seconds() for name, value in config.deadlines.model_dump().items()
             },
             "board": config.board.model_dump(mode="json"),
         }
