@@ -57,6 +57,39 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
 
+    # Notifications: e-mail over SMTP. Local default: MailDev started by `./dev up`.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(default=20.0, gt=0)
+    mail_from: str = "Barents Grants <no-reply@barents-grants.local>"
+    # The right-hand side of every Message-ID, so mail systems can drop a resent duplicate.
+    mail_message_id_domain: str = "barents-grants.local"
+    # Notifications: SMS through Twilio's Messages API (or anything speaking it, such as the
+    # local gateway deploy/local/sms_gateway.py that `./dev up` starts).
+    sms_base_url: str = "http://127.0.0.1:8025"
+    sms_account_sid: str = "AC00000000000000000000000000000000"
+    sms_auth_token: SecretStr = SecretStr("local-sms-token")
+    sms_from: str = "+15005550006"
+    sms_timeout_seconds: float = Field(default=20.0, gt=0)
+    # Sending: a failed send is retried after base * 2^(attempt-1) seconds (capped, with
+    # jitter) and marked failed after `notify_max_attempts` attempts.
+    notify_max_attempts: int = Field(default=8, ge=1)
+    notify_retry_base_seconds: float = Field(default=5.0, gt=0)
+    notify_retry_max_seconds: float = Field(default=900.0, gt=0)
+    # A claimed delivery is someone's for this long; a sender that died leaves it retryable.
+    notify_lease_seconds: float = Field(default=120.0, gt=0)
+    notify_poll_seconds: float = Field(default=1.0, gt=0)
+    notify_batch_size: int = Field(default=20, ge=1)
+    # Dates in messages are the applicant's calendar dates in the funder's time zone.
+    notify_timezone: str = "Europe/Oslo"
+    # Local stand-ins started by `./dev up`: MailDev (SMTP + web inbox) and the SMS gateway.
+    maildev_smtp_port: int = 1025
+    maildev_web_port: int = 1080
+    sms_gateway_port: int = 8025
+
     log_level: str = "INFO"
 
     def pg_password(self, role: str) -> str:

@@ -13,6 +13,15 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.application import ApplicationDocument
+from shared.contracts.grant import (
+    BANK_PAYMENT_ANSWER,
+    BANK_PAYMENT_REQUEST,
+    GRANT_PAYLOADS,
+    AcceptAgreement,
+    BankPaymentAnswer,
+    BankPaymentRequested,
+    FinalReport,
+)
 from shared.contracts.ledger import (
     BUDGET_COMMITTED,
     BUDGET_REFUSED,
@@ -88,7 +97,23 @@ class DecisionCommand(BaseModel):
     action: Decide
 
 
+class AgreementAcceptance(BaseModel):
+    """Inbound: the applicant accepts the grant agreement (envelope names the application)."""
+
+    model_config = ConfigDict(extra="forbid")
+    acceptance: AcceptAgreement
+
+
+class ReportSubmission(BaseModel):
+    """Inbound: the applicant submits a final (or annual) report."""
+
+    model_config = ConfigDict(extra="forbid")
+    report: FinalReport
+
+
 APPLICATION_SUBMIT = "application.submit"
+AGREEMENT_ACCEPT = "agreement.accept"
+REPORT_SUBMIT = "report.submit"
 INFORMATION_ANSWER = "application.information_answer"
 REVIEW_SUBMIT = "review.submit"
 REVIEW_REQUEST_INFORMATION = "review.request_information"
@@ -103,6 +128,11 @@ PAYLOADS: dict[tuple[str, int], type[BaseModel]] = {
     (REVIEW_SUBMIT, 1): ReviewCommand,
     (REVIEW_REQUEST_INFORMATION, 1): ReviewCommand,
     (DECISION_DECIDE, 1): DecisionCommand,
+    (AGREEMENT_ACCEPT, 1): AgreementAcceptance,
+    (REPORT_SUBMIT, 1): ReportSubmission,
+    (BANK_PAYMENT_REQUEST, 1): BankPaymentRequested,
+    (BANK_PAYMENT_ANSWER, 1): BankPaymentAnswer,
+    **{(event_type, 1): model for event_type, model in GRANT_PAYLOADS.items()},
     (BUDGET_COMMITTED, 1): BudgetCommitted,
     (BUDGET_REFUSED, 1): BudgetRefused,
     (BUDGET_RELEASED, 1): BudgetReleased,

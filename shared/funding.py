@@ -209,6 +209,9 @@ class FundingLine(_Config):
     culture_categories: list[str] | None = None
     requires_annual_accounts: bool = False
     core_years: CoreYears | None = None
+    # The payment plan: the share of a project grant paid in advance on acceptance; the rest
+    # follows the approved final report. Core support pays one installment a year instead.
+    advance_share: Share = Decimal("0.8")
 
     @field_validator("annual_budget")
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,6 +48,9 @@ class ServiceSpec:
     build_api: Callable[[ServiceContext], FastAPI]
     workflows: Sequence[type]
     build_activities: Callable[[ServiceContext], Sequence[Callable[..., Any]]]
+    # Long-running tasks of the service besides consumers, relay and worker (e.g. a sender
+    # loop); started after the broker, cancelled at stop. Optional: most services have none.
+    background: Callable[[ServiceContext], Sequence[Coroutine[Any, Any, None]]] | None = None
 
 
 def configure_logging(settings: Settings) -> None:
@@ -97,6 +100,9 @@ async def serve(spec: ServiceSpec, settings: Settings | None = None) -> None:
     tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run(), name="temporal-worker"))
+    if spec.background is not None:
+        for index, coro in enumerate(spec.background(ctx)):
+            tasks.append(asyncio.create_task(coro, name=f"{spec.name}-background-{index}"))
     log.info(
         "%s: serving on http://%s:%d", spec.name, settings.http_host, settings.http_port(spec.name)
     )

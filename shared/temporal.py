@@ -49,6 +49,15 @@ def review_workflow_id(application_id: UUID) -> str:
     return f"review-{application_id}"
 
 
+def grant_workflow_id(application_id: UUID) -> str:
+    return f"grant-{application_id}"
+
+
+def payment_reference(application_id: UUID, kind: str, number: int) -> str:
+    """A payment's unique reference, readable on a bank statement: BG-<12 hex>-A1."""
+    return f"BG-{application_id.hex[:12].upper()}-{kind[0].upper()}{number}"
+
+
 async def connect(settings: Settings, attempts: int = 30) -> Client:
     for attempt in range(1, attempts + 1):
         try:

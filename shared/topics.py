@@ -21,7 +21,17 @@ APPLICATION_EVENTS = "grants.application-events"
 # Advisors' and deciders' actions from other systems (an advisor portal), inside the envelope.
 REVIEW_COMMANDS = "grants.review.commands"
 
-TOPICS: tuple[str, ...] = (APPLICATIONS_INBOUND, APPLICATION_EVENTS, REVIEW_COMMANDS)
+# Payment requests to the bank/ERP, and its answers (confirmed or rejected), keyed by reference.
+BANK_PAYMENT_REQUESTS = "grants.bank.payment-requests"
+BANK_PAYMENT_ANSWERS = "grants.bank.payment-answers"
+
+TOPICS: tuple[str, ...] = (
+    APPLICATIONS_INBOUND,
+    APPLICATION_EVENTS,
+    REVIEW_COMMANDS,
+    BANK_PAYMENT_REQUESTS,
+    BANK_PAYMENT_ANSWERS,
+)
 
 
 def dead_letter_topic(topic: str) -> str:

@@ -4,24 +4,39 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID, uuid4
 
 from fastapi import FastAPI, Header, HTTPException, Query, Response
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
+from services.intake.register import RegisterEntry, RegisterStatus
+from services.intake.register import entry as register_entry
+from services.intake.register import render_page as render_register
 from services.intake.repository import (
     ExternalRefConflict,
+    RegisterRepository,
     Repository,
     StoredApplication,
     TimelineRepository,
 )
 from shared.actions import ActionRefused, NoSuchWorkflow, perform
 from shared.contracts.application import ApplicationDocument
+from shared.contracts.grant import (
+    UPDATE_ACCEPT_AGREEMENT,
+    UPDATE_SUBMIT_REPORT,
+    AcceptAgreement,
+    FinalReport,
+    GrantActionResult,
+)
 from shared.contracts.review import UPDATE_ANSWER_INFORMATION, ActionResult, AnswerInformation
+from shared.funding import get_funding_config
 from shared.http import create_app
 from shared.runtime import ServiceContext
-from shared.temporal import lifecycle_workflow_id, review_workflow_id
+from shared.temporal import grant_workflow_id, lifecycle_workflow_id, review_workflow_id
+
+R = TypeVar("R", bound=BaseModel)
 
 
 class SubmissionReceipt(BaseModel):
@@ -152,25 +167,96 @@ def build_api(ctx: ServiceContext) -> FastAPI:
             for e in await timeline.timeline(application_id)
         ]
 
-    @app.post("/applications/{application_id}/information", response_model=ActionResult)
-    async def answer_information(application_id: UUID, answer: AnswerInformation) -> ActionResult:
-        """The applicant answers the advisor's information request."""
+    async def applicant_action(
+        application_id: UUID, workflow_id: str, update: str, action: BaseModel, result: type[R]
+    ) -> R:
         if await repo.get(application_id) is None:
             raise HTTPException(status_code=404, detail="no such application")
         try:
-            return await perform(
-                ctx.temporal,
-                review_workflow_id(application_id),
-                UPDATE_ANSWER_INFORMATION,
-                answer,
-                ActionResult,
-            )
+            return await perform(ctx.temporal, workflow_id, update, action, result)
         except ActionRefused as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from exc
         except NoSuchWorkflow as exc:
-            raise HTTPException(status_code=409, detail="no information request is open") from exc
+            raise HTTPException(
+                status_code=409, detail="the application is not at this step"
+            ) from exc
+
+    @app.post("/applications/{application_id}/information", response_model=ActionResult)
+    async def answer_information(application_id: UUID, answer: AnswerInformation) -> ActionResult:
+        """The applicant answers the advisor's information request."""
+        return await applicant_action(
+            application_id,
+            review_workflow_id(application_id),
+            UPDATE_ANSWER_INFORMATION,
+            answer,
+            ActionResult,
+        )
+
+    @app.post(
+        "/applications/{application_id}/agreement/acceptance", response_model=GrantActionResult
+    )
+    async def accept_agreement(
+        application_id: UUID, acceptance: AcceptAgreement
+    ) -> GrantActionResult:
+        """The applicant accepts the grant agreement; the advance payment follows."""
+        return await applicant_action(
+            application_id,
+            grant_workflow_id(application_id),
+            UPDATE_ACCEPT_AGREEMENT,
+            acceptance,
+            GrantActionResult,
+        )
+
+    @app.post("/applications/{application_id}/reports", response_model=GrantActionResult)
+    async def submit_report(application_id: UUID, report: FinalReport) -> GrantActionResult:
+        """The applicant submits the final report (or a core-support year's annual report)."""
+        return await applicant_action(
+            application_id,
+            grant_workflow_id(application_id),
+            UPDATE_SUBMIT_REPORT,
+            report,
+            GrantActionResult,
+        )
+
+    register_repo = RegisterRepository(ctx.pool)
+
+    async def public_entries(
+        funding_line: str | None = None, code: str | None = None
+    ) -> list[RegisterEntry]:
+        states = await register_repo.public(funding_line=funding_line, code=code)
+        entries = (register_entry(s, _programme) for s in states)
+        return [e for e in entries if e is not None]
+
+    @app.get("/register", response_model=list[RegisterEntry], tags=["register"])
+    async def list_register(
+        funding_line: str | None = None, status: RegisterStatus | None = None
+    ) -> list[RegisterEntry]:
+        """The public project register: every funded project (no personal data)."""
+        entries = await public_entries(funding_line=funding_line)
+        return [e for e in entries if status is None or e.status == status]
+
+    @app.get("/register.html", response_class=HTMLResponse, tags=["register"])
+    async def register_page() -> HTMLResponse:
+        """The public project register as a plain, accessible HTML page."""
+        return HTMLResponse(render_register(await public_entries()))
+
+    @app.get("/register/{code:path}", response_model=RegisterEntry, tags=["register"])
+    async def get_register_entry(code: str) -> RegisterEntry:
+        """One funded project by its code (the application's external_ref)."""
+        entries = await public_entries(code=code)
+        if not entries:
+            raise HTTPException(status_code=404, detail="no such project in the register")
+        return entries[0]
 
     return app
+
+
+def _programme(funding_line: str) -> str:
+    """The funding line's owner as configured; the code itself for a line no longer there."""
+    try:
+        return get_funding_config().line(funding_line).owner
+    except KeyError:
+        return funding_line
 
 
 async def _status(ctx: ServiceContext, stored: StoredApplication) -> str | None:

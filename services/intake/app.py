@@ -5,25 +5,38 @@ the timeline of every application's events."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from uuid import UUID
 
 from pydantic import BaseModel
 
 from services.intake.lifecycle import start_lifecycle
-from services.intake.repository import ExternalRefConflict, Repository, TimelineRepository
+from services.intake.register import HANDLED as REGISTER_EVENTS
+from services.intake.repository import (
+    ExternalRefConflict,
+    RegisterRepository,
+    Repository,
+    TimelineRepository,
+)
 from shared.actions import ActionRefused, NoSuchWorkflow, perform
-from shared.contracts.review import UPDATE_ANSWER_INFORMATION, ActionResult
+from shared.contracts.grant import UPDATE_ACCEPT_AGREEMENT, UPDATE_SUBMIT_REPORT
+from shared.contracts.review import UPDATE_ANSWER_INFORMATION
 from shared.events import (
+    AGREEMENT_ACCEPT,
     APPLICATION_SUBMIT,
     APPLICATION_SUBMITTED,
     INFORMATION_ANSWER,
+    REPORT_SUBMIT,
+    AgreementAcceptance,
     ApplicationSubmitRequested,
     ApplicationSubmitted,
     Envelope,
     InformationAnswerSubmitted,
+    ReportSubmission,
 )
 from shared.kafka import BadMessage, subscribe
 from shared.runtime import ServiceContext
-from shared.temporal import review_workflow_id
+from shared.temporal import grant_workflow_id, review_workflow_id
 from shared.topics import APPLICATION_EVENTS, APPLICATIONS_INBOUND
 
 log = logging.getLogger(__name__)
@@ -53,20 +66,36 @@ def register_subscribers(ctx: ServiceContext) -> None:
             result.created,
         )
 
-    async def on_answer(envelope: Envelope, payload: BaseModel) -> None:
-        assert isinstance(payload, InformationAnswerSubmitted)
+    async def applicant_action(
+        envelope: Envelope, workflow_id: Callable[[UUID], str], update: str, action: BaseModel
+    ) -> None:
+        """The applicant's action from another system: the same update as over HTTP."""
         if envelope.application_id is None:
-            raise BadMessage("an information answer must name its application_id")
+            raise BadMessage(f"{envelope.type} must name its application_id")
+        if await repo.get(envelope.application_id) is None:
+            raise BadMessage(f"{envelope.type} for an unknown application")
         try:
             await perform(
-                ctx.temporal,
-                review_workflow_id(envelope.application_id),
-                UPDATE_ANSWER_INFORMATION,
-                payload.answer,
-                ActionResult,
+                ctx.temporal, workflow_id(envelope.application_id), update, action, BaseModel
             )
         except (ActionRefused, NoSuchWorkflow) as exc:
-            raise BadMessage(f"answer refused: {exc}") from exc
+            raise BadMessage(f"{envelope.type} refused: {exc}") from exc
+
+    async def on_answer(envelope: Envelope, payload: BaseModel) -> None:
+        assert isinstance(payload, InformationAnswerSubmitted)
+        await applicant_action(
+            envelope, review_workflow_id, UPDATE_ANSWER_INFORMATION, payload.answer
+        )
+
+    async def on_acceptance(envelope: Envelope, payload: BaseModel) -> None:
+        assert isinstance(payload, AgreementAcceptance)
+        await applicant_action(
+            envelope, grant_workflow_id, UPDATE_ACCEPT_AGREEMENT, payload.acceptance
+        )
+
+    async def on_report(envelope: Envelope, payload: BaseModel) -> None:
+        assert isinstance(payload, ReportSubmission)
+        await applicant_action(envelope, grant_workflow_id, UPDATE_SUBMIT_REPORT, payload.report)
 
     async def on_submitted(envelope: Envelope, payload: BaseModel) -> None:
         assert isinstance(payload, ApplicationSubmitted)
@@ -85,7 +114,12 @@ def register_subscribers(ctx: ServiceContext) -> None:
         ctx.settings,
         topic=APPLICATIONS_INBOUND,
         group_id="intake.inbound",
-        handles={APPLICATION_SUBMIT: on_submit, INFORMATION_ANSWER: on_answer},
+        handles={
+            APPLICATION_SUBMIT: on_submit,
+            INFORMATION_ANSWER: on_answer,
+            AGREEMENT_ACCEPT: on_acceptance,
+            REPORT_SUBMIT: on_report,
+        },
     )
     subscribe(
         ctx.broker,
@@ -100,4 +134,19 @@ def register_subscribers(ctx: ServiceContext) -> None:
         topic=APPLICATION_EVENTS,
         group_id="intake.timeline",
         handles={"*": on_any_event},
+    )
+
+    register = RegisterRepository(ctx.pool)
+
+    async def on_register_event(envelope: Envelope, payload: BaseModel) -> None:
+        """The public project register: fold the event into the project's entry (once)."""
+        if await register.apply(envelope, payload):
+            log.info("register: %s applied to %s", envelope.type, envelope.application_id)
+
+    subscribe(
+        ctx.broker,
+        ctx.settings,
+        topic=APPLICATION_EVENTS,
+        group_id="intake.register",
+        handles={event_type: on_register_event for event_type in REGISTER_EVENTS},
     )

@@ -6,16 +6,18 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 import asyncpg
+from pydantic import BaseModel
 
+from services.intake import register
 from shared import inbox, outbox
 from shared.contracts.application import ApplicationDocument
-from shared.contracts.money import Money
+from shared.contracts.money import Currency, Money
 from shared.db import Conn
-from shared.events import APPLICATION_SUBMITTED, ApplicationSubmitted, Envelope
+from shared.events import APPLICATION_SUBMITTED, ApplicationSubmitted, Envelope, parse_payload
 from shared.topics import APPLICATION_EVENTS
 
 SERVICE = "intake"
@@ -224,4 +226,164 @@ def _stored(row: Any) -> StoredApplication:
         channel=row["channel"],
         received_at=row["received_at"],
         document=ApplicationDocument.model_validate_json(row["document"]),
+    )
+
+
+# --- the public project register (rules in services/intake/register.py) ----------------------
+
+REGISTER_CONSUMER = "intake.register"
+
+
+class RegisterRepository:
+    """The register's rows: one per application, folded from its events exactly once each."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def apply(self, envelope: Envelope, payload: BaseModel | None = None) -> bool:
+        """Fold one lifecycle event into its application's register row, in one transaction
+        with the inbox claim: a redelivered event changes nothing. True when it changed the
+        row."""
+        if envelope.type not in register.HANDLED:
+            return False
+        if payload is None:
+            payload = parse_payload(envelope)
+        application_id = envelope.application_id or getattr(payload, "application_id", None)
+        if not isinstance(application_id, UUID) or not register.concerns(envelope.type, payload):
+            return False
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await inbox.claim(conn, REGISTER_CONSUMER, envelope.event_id):
+                return False
+            # The row first (if new), then its lock: two events of one application never race.
+            await conn.execute(
+                "INSERT INTO register (application_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                application_id,
+            )
+            row = await conn.fetchrow(
+                "SELECT * FROM register WHERE application_id = $1 FOR UPDATE",
+                application_id,
+            )
+            assert row is not None
+            before = _register_state(row)
+            after = register.project(before, envelope.type, payload, envelope.occurred_at)
+            if after == before:
+                return False
+            await _write_register(conn, after)
+            return True
+
+    async def state(self, application_id: UUID) -> register.RegisterState | None:
+        """The stored state, public or not (for operators and tests)."""
+        row = await self._pool.fetchrow(
+            "SELECT * FROM register WHERE application_id = $1",
+            application_id,
+        )
+        return _register_state(row) if row else None
+
+    async def public(
+        self, *, funding_line: str | None = None, code: str | None = None
+    ) -> list[register.RegisterState]:
+        """The published projects, latest start first."""
+        rows = await self._pool.fetch(
+            """SELECT * FROM register
+                WHERE public
+                  AND ($1::text IS NULL OR funding_line = $1)
+                  AND ($2::text IS NULL OR code = $2)
+                ORDER BY period_start DESC, code, application_id""",
+            funding_line,
+            code,
+        )
+        return [_register_state(r) for r in rows]
+
+
+def _money(minor: int | None, currency: str | None) -> Money | None:
+    if minor is None or currency is None:
+        return None
+    return Money.from_minor(minor, cast(Currency, currency))
+
+
+def _minor(money: Money | None) -> tuple[int | None, str | None]:
+    return (None, None) if money is None else (money.minor_units(), money.currency)
+
+
+def _register_state(row: Any) -> register.RegisterState:
+    facts: register.ProjectFacts | None = None
+    total = _money(row["total_minor"], row["total_currency"])
+    if row["code"] is not None and total is not None:
+        facts = register.ProjectFacts(
+            code=row["code"],
+            title=row["title"],
+            funding_line=row["funding_line"],
+            objective=row["objective"],
+            main_activities=tuple(row["main_activities"]),
+            period_start=row["period_start"],
+            period_end=row["period_end"],
+            total_budget=total,
+            lead_partner=register.Party(
+                name=row["lead_partner_name"], country=row["lead_partner_country"]
+            ),
+            partners=tuple(
+                register.Party(name=p["name"], country=p["country"])
+                for p in json.loads(row["partners"])
+            ),
+        )
+    return register.RegisterState(
+        application_id=row["application_id"],
+        facts=facts,
+        decided=_money(row["decided_minor"], row["decided_currency"]),
+        granted=_money(row["granted_minor"], row["granted_currency"]),
+        paid=_money(row["paid_minor"], row["paid_currency"]),
+        accepted_at=row["accepted_at"],
+        lapsed_at=row["lapsed_at"],
+        closed_at=row["closed_at"],
+        report_results=row["report_results"],
+        report_submitted_at=row["report_submitted_at"],
+        approved_results=row["approved_results"],
+        closed_results=row["closed_results"],
+    )
+
+
+async def _write_register(conn: Conn, state: register.RegisterState) -> None:
+    facts = state.facts
+    total_minor, total_currency = _minor(facts.total_budget if facts else None)
+    decided_minor, decided_currency = _minor(state.decided)
+    granted_minor, granted_currency = _minor(state.granted)
+    paid_minor, paid_currency = _minor(state.paid)
+    partners = [{"name": p.name, "country": p.country} for p in facts.partners] if facts else []
+    await conn.execute(
+        """UPDATE register SET code = $2, title = $3, funding_line = $4, objective = $5,
+               main_activities = $6, period_start = $7, period_end = $8, total_minor = $9,
+               total_currency = $10, lead_partner_name = $11, lead_partner_country = $12,
+               partners = $13::jsonb, decided_minor = $14, decided_currency = $15,
+               granted_minor = $16, granted_currency = $17, paid_minor = $18,
+               paid_currency = $19, accepted_at = $20, lapsed_at = $21, closed_at = $22,
+               report_results = $23, report_submitted_at = $24, approved_results = $25,
+               closed_results = $26, public = $27, updated_at = now()
+           WHERE application_id = $1""",
+        state.application_id,
+        facts.code if facts else None,
+        facts.title if facts else None,
+        facts.funding_line if facts else None,
+        facts.objective if facts else None,
+        list(facts.main_activities) if facts else [],
+        facts.period_start if facts else None,
+        facts.period_end if facts else None,
+        total_minor,
+        total_currency,
+        facts.lead_partner.name if facts else None,
+        facts.lead_partner.country if facts else None,
+        json.dumps(partners, ensure_ascii=False),
+        decided_minor,
+        decided_currency,
+        granted_minor,
+        granted_currency,
+        paid_minor,
+        paid_currency,
+        state.accepted_at,
+        state.lapsed_at,
+        state.closed_at,
+        state.report_results,
+        state.report_submitted_at,
+        state.approved_results,
+        state.closed_results,
+        register.is_public(state),
     )

@@ -12,6 +12,12 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
+    from shared.contracts.grant import (
+        GRANT_WORKFLOW,
+        SIGNAL_GRANT_PROGRESS,
+        GrantInput,
+        GrantOutcome,
+    )
     from shared.contracts.lifecycle import (
         LIFECYCLE_WORKFLOW,
         ApplicationStatus,
@@ -29,7 +35,9 @@ with workflow.unsafe.imports_passed_through():
         SA_ADVISOR,
         SA_NEXT_DEADLINE,
         SA_STATUS,
+        TASK_QUEUE_PAYMENTS,
         TASK_QUEUE_REVIEW,
+        grant_workflow_id,
         review_workflow_id,
     )
 
@@ -54,12 +62,34 @@ class ApplicationLifecycle:
             task_queue=TASK_QUEUE_REVIEW,
             result_type=ReviewOutcome,
         )
-        self._apply(ReviewProgress(status=outcome.status, advisor=self._advisor))
-        # Agreement, payments and reporting follow an approval (next stage).
+        self._apply(ReviewProgress(status=outcome.status, advisor=outcome.advisor))
+        if outcome.status == "approved":
+            assert outcome.amount is not None and outcome.advisor is not None
+            # Agreement, payments, reporting and closure: the payments service's stage.
+            grant: GrantOutcome = await workflow.execute_child_workflow(
+                GRANT_WORKFLOW,
+                GrantInput(
+                    application_id=inp.application_id,
+                    correlation_id=inp.correlation_id,
+                    document=inp.document,
+                    grant=outcome.amount,
+                    advisor=outcome.advisor,
+                    decided_year=workflow.now().year,
+                ),
+                id=grant_workflow_id(inp.application_id),
+                task_queue=TASK_QUEUE_PAYMENTS,
+                result_type=GrantOutcome,
+            )
+            self._apply(ReviewProgress(status=grant.status))
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return LifecycleState(application_id=inp.application_id, status=self._status)
 
     @workflow.signal(name=SIGNAL_REVIEW_PROGRESS)
     def review_progress(self, progress: ReviewProgress) -> None:
+        self._apply(progress)
+
+    @workflow.signal(name=SIGNAL_GRANT_PROGRESS)
+    def grant_progress(self, progress: ReviewProgress) -> None:
         self._apply(progress)
 
     def _apply(self, progress: ReviewProgress) -> None:

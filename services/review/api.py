@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from services.review.repository import Repository
 from shared.actions import ActionRefused, NoSuchWorkflow, perform
+from shared.contracts.grant import UPDATE_REVIEW_REPORT, GrantActionResult, ReviewReport
 from shared.contracts.money import Money
 from shared.contracts.review import (
     UPDATE_DECIDE,
@@ -28,7 +29,7 @@ from shared.contracts.review import (
 from shared.funding import get_funding_config
 from shared.http import create_app
 from shared.runtime import ServiceContext
-from shared.temporal import review_workflow_id
+from shared.temporal import grant_workflow_id, review_workflow_id
 
 OpenStatus = Literal["in_review", "information_requested", "awaiting_decision"]
 
@@ -131,6 +132,25 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         """Approve (committing the budget) or reject. An exhausted budget is answered with
         status `awaiting_decision` and the amount available, not an error."""
         return await act(application_id, UPDATE_DECIDE, decision)
+
+    @app.post(
+        "/applications/{application_id}/final-report/review", response_model=GrantActionResult
+    )
+    async def review_final_report(application_id: UUID, review: ReviewReport) -> GrantActionResult:
+        """The advisor approves the applicant's final (or annual) report, or asks for changes.
+        Approving a final report settles the grant: the final payment or a claim-back."""
+        try:
+            return await perform(
+                ctx.temporal,
+                grant_workflow_id(application_id),
+                UPDATE_REVIEW_REPORT,
+                review,
+                GrantActionResult,
+            )
+        except ActionRefused as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
+        except NoSuchWorkflow as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
 
     @app.post("/board/meetings/{meeting}/decisions", response_model=list[BoardDecisionResult])
     async def board_decisions(

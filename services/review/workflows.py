@@ -141,7 +141,9 @@ class ApplicationReview:
         await workflow.wait_condition(workflow.all_handlers_finished)
         assert self._decided is not None
         if self._status == "approved":
-            return ReviewOutcome(status="approved", amount=self._decided.amount)
+            return ReviewOutcome(
+                status="approved", amount=self._decided.amount, advisor=self._advisor
+            )
         return ReviewOutcome(status="rejected")
 
     async def _review_phase(self) -> None:

@@ -22,6 +22,16 @@ ApplicationStatus = Literal[
     "awaiting_decision",
     "approved",
     "rejected",
+    "agreement_pending",
+    "lapsed",
+    "active",
+    "report_due",
+    "report_overdue",
+    "report_submitted",
+    "report_changes_requested",
+    "final_payment",
+    "claim_back",
+    "closed",
 ]
 
 LIFECYCLE_WORKFLOW = "ApplicationLifecycle"

@@ -120,6 +120,7 @@ class ReviewOutcome(_Model):
     status: Literal["ineligible", "withdrawn", "approved", "rejected"]
     amount: Money | None = None
     reasons: list[str] = Field(default_factory=list)
+    advisor: str | None = None
 
 
 # --- events (payloads on grants.application-events, keyed by application id) ---------------

@@ -98,3 +98,24 @@ class Users:
         if amount:
             body["amount"] = amount
         return await self.review.post(f"/applications/{app_id}/decision", json=body)
+
+
+async def bank_answers(
+    settings: Settings,
+    reference: str,
+    attempt: int = 1,
+    outcome: str = "confirmed",
+    reason: str | None = None,
+) -> None:
+    """Act as the bank/ERP: answer a payment request on Kafka."""
+    from shared.events import BANK_PAYMENT_ANSWER, Envelope
+    from shared.topics import BANK_PAYMENT_ANSWERS
+    from tests.kafka_helpers import publish
+
+    payload: dict[str, Any] = {"reference": reference, "attempt": attempt, "outcome": outcome}
+    if reason:
+        payload["reason"] = reason
+    envelope = Envelope(type=BANK_PAYMENT_ANSWER, source="bank", payload=payload)
+    await publish(
+        settings, BANK_PAYMENT_ANSWERS, envelope.model_dump_json().encode(), key=reference.encode()
+    )
