@@ -45,6 +45,21 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_ui_port: int = 8233
+    # Payload encryption (shared/codec.py): every Temporal payload and failure message is
+    # AES-256-GCM encrypted. `temporal_codec_keys` is "id:<base64 of 32 bytes>,id:…", every
+    # key that may still be needed to read history; `temporal_codec_key_id` is the one new
+    # payloads are encrypted with. DEV ONLY default: this key is public (it is in the
+    # repository) and is for the local stack; production sets GRANTS_TEMPORAL_CODEC_KEYS and
+    # GRANTS_TEMPORAL_CODEC_KEY_ID from its secret store.
+    temporal_codec_keys: SecretStr = SecretStr(
+        "dev-local:Y9oXaujiaHFcGfqTV5NJNRJMZbijeutxuF1TMEvORvg="
+    )
+    temporal_codec_key_id: str = "dev-local"
+    # The codec server (deploy/local/codec_server.py) lets the Temporal UI show decrypted
+    # payloads; it answers the UI's origins (http://127.0.0.1:<ui port>, http://localhost:<ui
+    # port>) and any extra comma-separated origins given here.
+    codec_server_port: int = 8090
+    codec_server_extra_origins: str = ""
 
     http_host: str = "127.0.0.1"
     port_intake: int = 8001
@@ -91,6 +106,12 @@ class Settings(BaseSettings):
     sms_gateway_port: int = 8025
 
     log_level: str = "INFO"
+
+    # Bearer tokens (HS256). The default secret is for the local stack only: production sets
+    # GRANTS_JWT_SECRET (and rotates it like any secret).
+    jwt_secret: SecretStr = SecretStr("local-development-secret-change-me-in-production")
+    jwt_issuer: str = "barents-grants"
+    jwt_audience: str = "barents-grants-api"
 
     def pg_password(self, role: str) -> str:
         secret: SecretStr = getattr(self, f"pg_password_{role}")

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from shared.auth import Principal, Role, forbid
 from shared.runtime import ServiceContext
 
 
@@ -39,6 +40,7 @@ async def _check(coro: Any) -> str:
 
 def create_app(ctx: ServiceContext, title: str) -> FastAPI:
     app = FastAPI(title=title, version="1")
+    app.state.audit_pool = ctx.pool
     app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.http_max_body_bytes)
 
     @app.get("/health", tags=["operations"])
@@ -62,3 +64,26 @@ def create_app(ctx: ServiceContext, title: str) -> FastAPI:
         )
 
     return app
+
+
+class Guard:
+    """Role checks for one service's routes; refusals are audited."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._pool = ctx.pool
+
+    async def require(self, request: Request, principal: Principal, *roles: Role) -> None:
+        if principal.role not in roles:
+            await forbid(request, self._pool, f"role {principal.role} not in {roles}")
+
+    async def require_self(self, request: Request, principal: Principal, user: str) -> None:
+        """The caller acts as `user` (a body's advisor or decider field) and no one else."""
+        if principal.sub != user:
+            await forbid(request, self._pool, f"{principal.sub} acting as {user}")
+
+    async def require_org(self, request: Request, principal: Principal, org: str) -> None:
+        """Applicants reach their own organisation's applications only; staff reach all."""
+        if principal.role == "applicant" and principal.org != org:
+            await forbid(request, self._pool, "applicant of another organisation")
+        elif principal.role != "applicant" and not principal.is_staff:
+            await forbid(request, self._pool, f"role {principal.role}")

@@ -25,6 +25,13 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from shared.auth import (
+    Forbidden,
+    Unauthenticated,
+    audit_refusal,
+    principal_from_headers,
+    set_kafka_principal,
+)
 from shared.config import Settings
 from shared.events import Envelope, UnknownEventType, parse_payload
 from shared.topics import dead_letter_topic
@@ -130,6 +137,7 @@ def subscribe(
     topic: str,
     group_id: str,
     handles: dict[str, Handler],
+    audit_pool: asyncpg.Pool | None = None,
 ) -> None:
     """Subscribe `group_id` to `topic`; `handles` maps event types to handlers ("*": every
     type). Known event types this consumer does not handle are acknowledged and skipped."""
@@ -153,6 +161,14 @@ def subscribe(
             str(exc)[:300],
         )
 
+    async def refuse(record: Any, envelope: Envelope, exc: Exception) -> None:
+        kind = "unauthenticated" if isinstance(exc, Unauthenticated) else "forbidden"
+        if audit_pool is not None:
+            await audit_refusal(
+                audit_pool, "kafka", f"{record.topic} {envelope.type}", None, None, f"{kind}: {exc}"
+            )
+        await dead_letter(record, BadMessage(f"{kind}: {exc}"), 1)
+
     async def on_message(msg: KafkaMessage) -> None:
         record = msg.raw_message
         assert not isinstance(record, tuple)
@@ -160,6 +176,12 @@ def subscribe(
             envelope, payload = decode(record.value or b"", settings.kafka_max_message_bytes)
         except BadMessage as exc:
             await dead_letter(record, exc, 1)
+            return
+        try:
+            # Command events carry the sender's bearer token; handlers check it.
+            set_kafka_principal(principal_from_headers(settings, record.headers))
+        except Unauthenticated as exc:
+            await refuse(record, envelope, exc)
             return
         handler = handles.get(envelope.type) or handles.get("*")
         if handler is None:
@@ -170,6 +192,9 @@ def subscribe(
             failures.pop(position, None)
         except BadMessage as exc:
             await dead_letter(record, exc, failures.pop(position, 0) + 1)
+        except (Unauthenticated, Forbidden) as exc:
+            failures.pop(position, None)
+            await refuse(record, envelope, exc)
         except Exception as exc:
             attempts = failures.get(position, 0) + 1
             if not is_transient(exc) and attempts >= settings.kafka_max_attempts:

@@ -1,16 +1,19 @@
-"""Temporal plumbing: the client factory (pydantic data converter), task-queue names,
-workflow ids derived from application ids, and the custom search attributes."""
+"""Temporal plumbing: the client factory (pydantic data converter with payload encryption),
+task-queue names, workflow ids derived from application ids, and the custom search attributes."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from uuid import UUID
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
+from shared.codec import EncryptionCodec
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
@@ -21,7 +24,8 @@ TASK_QUEUE_REVIEW = "review"
 TASK_QUEUE_PAYMENTS = "payments"
 TASK_QUEUE_NOTIFICATIONS = "notifications"
 
-# Custom search attributes (registered by `./dev up` on the Temporal server). Never personal data.
+# Custom search attributes (registered by `./dev up` on the Temporal server). Never personal data:
+# unlike payloads they are not encrypted (the server indexes them in plain text).
 SA_STATUS = SearchAttributeKey.for_keyword("ApplicationStatus")
 SA_FUNDING_LINE = SearchAttributeKey.for_keyword("FundingLine")
 SA_FUNDING_TYPE = SearchAttributeKey.for_keyword("FundingType")
@@ -58,13 +62,24 @@ def payment_reference(application_id: UUID, kind: str, number: int) -> str:
     return f"BG-{application_id.hex[:12].upper()}-{kind[0].upper()}{number}"
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """The pydantic data converter with every payload AES-GCM encrypted (shared/codec.py) and
+    failure messages and stack traces moved into an encoded (so encrypted) attribute."""
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec.from_settings(settings),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
 async def connect(settings: Settings, attempts: int = 30) -> Client:
+    converter = data_converter(settings)  # a bad key configuration fails here, not on retry
     for attempt in range(1, attempts + 1):
         try:
             return await Client.connect(
                 settings.temporal_address,
                 namespace=settings.temporal_namespace,
-                data_converter=pydantic_data_converter,
+                data_converter=converter,
             )
         except Exception as exc:
             if attempt == attempts:

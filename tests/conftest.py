@@ -54,8 +54,10 @@ async def connect_as(settings: Settings, role: str) -> asyncpg.Connection:
 
 @pytest.fixture
 async def intake_http(stack: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    from tests.tokens import OPERATOR
+
     async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{stack.port_intake}", timeout=30
+        base_url=f"http://127.0.0.1:{stack.port_intake}", timeout=30, headers=OPERATOR
     ) as client:
         yield client
 

@@ -50,7 +50,7 @@ from shared.contracts.ledger import (
     ReleaseBudgetResult,
 )
 from shared.contracts.lifecycle import ApplicationStatus
-from shared.contracts.money import Money
+from shared.contracts.money import Currency, Money
 from shared.events import PAYLOADS
 from shared.temporal import TASK_QUEUE_PAYMENTS, grant_workflow_id
 from tests.conftest import load_sample
@@ -62,10 +62,11 @@ ADVISOR = "marina.ivanova"
 DECIDED_YEAR = 2027
 
 
-def default_plan(advance_share: str = "0.8", currency: Any = "EUR") -> GrantPlan:
-    """config/funding.toml's deadlines."""
-    return GrantPlan(
-        advance_share=Decimal(advance_share),
+def default_plan(currency: Currency, **changes: object) -> GrantPlan:
+    """config/funding.toml's advance share and deadlines; `changes` replace fields (e.g.
+    `report_escalation_seconds=...`)."""
+    plan = GrantPlan(
+        advance_share=Decimal("0.8"),
         agreement_acceptance_seconds=(30 * DAY).total_seconds(),
         agreement_reminder_seconds=(23 * DAY).total_seconds(),
         payment_confirmation_alert_seconds=(3 * DAY).total_seconds(),
@@ -75,6 +76,7 @@ def default_plan(advance_share: str = "0.8", currency: Any = "EUR") -> GrantPlan
         report_escalation_seconds=(30 * DAY).total_seconds(),
         currency=currency,
     )
+    return plan.model_copy(update=changes) if changes else plan
 
 
 def sample_document(name: str, *, today: date) -> ApplicationDocument:
@@ -122,7 +124,8 @@ class Event:
 
 @dataclass
 class Gate:
-    """Holds one activity in flight until released (the clock does not skip meanwhile)."""
+    """Holds one activity in flight until released (the clock does not skip meanwhile): an
+    activity by name, or the publishing of one event type."""
 
     reached: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
@@ -130,8 +133,8 @@ class Gate:
 
 class GrantDoubles:
     def __init__(self) -> None:
-        self.plan = default_plan()
-        self.plans: dict[str, GrantPlan] = {}
+        # The plan per funding line (a test may replace one); other lines get a NOK plan.
+        self.plans: dict[str, GrantPlan] = {"KOLARCTIC": default_plan("EUR")}
         self.events: list[tuple[UUID, Event]] = []
         self.orders: list[Recorded] = []
         self.unconfirmed: list[Recorded] = []
@@ -142,12 +145,13 @@ class GrantDoubles:
         self._event_ids: set[UUID] = set()
         self.gates: dict[str, Gate] = {}
 
-    def hold(self, activity_name: str) -> Gate:
-        gate = self.gates[activity_name] = Gate()
+    def hold(self, name: str) -> Gate:
+        """Hold the next call of an activity (by name) or publishing of an event type."""
+        gate = self.gates[name] = Gate()
         return gate
 
-    async def _pass_gate(self, activity_name: str) -> None:
-        gate = self.gates.pop(activity_name, None)
+    async def _pass_gate(self, name: str) -> None:
+        gate = self.gates.pop(name, None)
         if gate is not None:
             gate.reached.set()
             await gate.released.wait()
@@ -158,7 +162,7 @@ class GrantDoubles:
 
     @activity.defn(name="payments.grant_plan")
     async def grant_plan(self, funding_line: str) -> GrantPlan:
-        return self.plans.get(funding_line, self.plan)
+        return self.plans.get(funding_line) or default_plan("NOK")
 
     @activity.defn(name="payments.publish")
     async def publish(self, request: PublishGrantEvent) -> None:
@@ -169,7 +173,10 @@ class GrantDoubles:
         try:
             model.model_validate(request.payload)
         except ValidationError as exc:
-            raise ApplicationError(f"invalid {request.event_type}: {exc}", non_retryable=True)
+            raise ApplicationError(
+                f"invalid {request.event_type}: {exc}", non_retryable=True
+            ) from exc
+        await self._pass_gate(request.event_type)
         if request.event_id in self._event_ids:  # the outbox is keyed by event id
             return
         self._event_ids.add(request.event_id)
@@ -223,13 +230,21 @@ class Grant:
     id: UUID
     input: GrantInput
     handle: WorkflowHandle[Any, GrantOutcome]
+    first_run: WorkflowHandle[Any, GrantOutcome]
 
     @property
     def document(self) -> ApplicationDocument:
         return self.input.document
 
     async def update(self, name: str, arg: BaseModel) -> GrantActionResult:
-        return await self.handle.execute_update(name, arg, result_type=GrantActionResult)
+        result: GrantActionResult = await self.handle.execute_update(
+            name, arg, result_type=GrantActionResult
+        )
+        return result
+
+    async def result(self) -> GrantOutcome:
+        # Waiting for the result lets the server skip its clock to the next timer.
+        return await asyncio.wait_for(self.first_run.result(), 30)
 
     async def status(self) -> ApplicationStatus:
         status: ApplicationStatus = await self.handle.query("status")
@@ -345,14 +360,20 @@ class GrantHarness:
         )
         if committed:
             self.doubles.committed[app_id] = grant
-        handle = await self.env.client.start_workflow(
+        first_run = await self.env.client.start_workflow(
             GRANT_WORKFLOW,
             inp,
             id=grant_workflow_id(app_id),
             task_queue=TASK_QUEUE_PAYMENTS,
             result_type=GrantOutcome,
         )
-        started = Grant(self.env, self.doubles, app_id, inp, handle)
+        # No run id: queries, updates and signals reach the current run (core support
+        # continues as new every year). The result is read from the first run on, following
+        # the chain to its end (the test server does not long-poll a history without a run).
+        handle = self.env.client.get_workflow_handle(
+            grant_workflow_id(app_id), result_type=GrantOutcome
+        )
+        started = Grant(self.env, self.doubles, app_id, inp, handle, first_run)
         self.started.append(started)
         return started
 

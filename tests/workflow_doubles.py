@@ -12,7 +12,9 @@ on Temporal's time-skipping test server (no Postgres, no Kafka).
   the line's budget (or a lower limit a test sets) is used up, then refuses with
   `budget_exhausted`, and publishes `budget.committed` / `budget.refused` like the ledger.
 - Three workers as in production: `intake` (lifecycle), `review` (review workflow and its
-  activities), `payments` (the ledger double).
+  activities), `payments` (the ledger double). The grant stage the lifecycle starts after an
+  approval (`GrantLifecycle` on `payments`) is not run here: its start, with the approved
+  amount, is what these tests see of it (tests/grant_doubles.py tests the grant workflow).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from services.review.activities import ReviewActivities
 from services.review.repository import Repository
 from services.review.workflows import ApplicationReview
 from shared.contracts.application import ApplicationDocument
+from shared.contracts.grant import GrantInput
 from shared.contracts.ledger import (
     BUDGET_COMMITTED,
     BUDGET_REFUSED,
@@ -65,6 +68,7 @@ from shared.temporal import (
     TASK_QUEUE_INTAKE,
     TASK_QUEUE_PAYMENTS,
     TASK_QUEUE_REVIEW,
+    grant_workflow_id,
     lifecycle_workflow_id,
     review_workflow_id,
 )
@@ -327,11 +331,25 @@ class Application:
             return False
         return info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 
+    async def grant_input(self) -> GrantInput | None:
+        """What the lifecycle handed to the grant stage after an approval (None: nothing)."""
+        grant = self.client.get_workflow_handle(grant_workflow_id(self.id))
+        try:
+            async for event in grant.fetch_history_events():
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                [inp] = await self.client.data_converter.decode(list(payloads), [GrantInput])
+                assert isinstance(inp, GrantInput)
+                return inp
+        except RPCError:  # not started
+            return None
+        return None
+
     async def stop(self) -> None:
-        """Terminate whatever of the application still runs: the child first. (Terminating
-        only the parent, which takes the child with it, leaves the time-skipping server
-        unable to skip time any more.)"""
-        for handle in (self.review, self.lifecycle):
+        """Terminate whatever of the application still runs: the children first.
+        (Terminating only the parent, which takes its child with it, leaves the time-skipping
+        server unable to skip time any more.)"""
+        grant = self.client.get_workflow_handle(grant_workflow_id(self.id))
+        for handle in (grant, self.review, self.lifecycle):
             if await self.running(handle):
                 await handle.terminate(reason="test finished")
 

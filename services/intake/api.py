@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID, uuid4
 
-from fastapi import FastAPI, Header, HTTPException, Query, Response
+from fastapi import FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
@@ -22,6 +22,7 @@ from services.intake.repository import (
     TimelineRepository,
 )
 from shared.actions import ActionRefused, NoSuchWorkflow, perform
+from shared.auth import Caller, Principal, forbid
 from shared.contracts.application import ApplicationDocument
 from shared.contracts.grant import (
     UPDATE_ACCEPT_AGREEMENT,
@@ -32,7 +33,7 @@ from shared.contracts.grant import (
 )
 from shared.contracts.review import UPDATE_ANSWER_INFORMATION, ActionResult, AnswerInformation
 from shared.funding import get_funding_config
-from shared.http import create_app
+from shared.http import Guard, create_app
 from shared.runtime import ServiceContext
 from shared.temporal import grant_workflow_id, lifecycle_workflow_id, review_workflow_id
 
@@ -77,6 +78,20 @@ class ApplicationSummary(BaseModel):
 def build_api(ctx: ServiceContext) -> FastAPI:
     app = create_app(ctx, "Barents Grants — intake")
     repo = Repository(ctx.pool)
+    guard = Guard(ctx)
+
+    async def readable(
+        request: Request, caller: Principal, application_id: UUID
+    ) -> StoredApplication:
+        """The application, if the caller may see it: its own organisation, or staff."""
+        stored = await repo.get(application_id)
+        if stored is None:
+            # Applicants hear the same for "not yours" and "none": nothing leaks.
+            if caller.role == "applicant":
+                await forbid(request, ctx.pool, "unknown application")
+            raise HTTPException(status_code=404, detail="no such application")
+        await guard.require_org(request, caller, stored.document.applicant.org_number)
+        return stored
 
     @app.post(
         "/applications",
@@ -89,9 +104,15 @@ def build_api(ctx: ServiceContext) -> FastAPI:
     )
     async def submit(
         document: ApplicationDocument,
+        request: Request,
         response: Response,
+        caller: Caller,
         x_correlation_id: Annotated[UUID | None, Header()] = None,
     ) -> SubmissionReceipt:
+        """An applicant submits for its own organisation; an operator for any (bulk loads)."""
+        if caller.role != "operator":
+            await guard.require(request, caller, "applicant")
+            await guard.require_org(request, caller, document.applicant.org_number)
         try:
             result = await repo.submit(
                 document,
@@ -112,10 +133,10 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         )
 
     @app.get("/applications/{application_id}", response_model=ApplicationView)
-    async def get_application(application_id: UUID) -> ApplicationView:
-        stored = await repo.get(application_id)
-        if stored is None:
-            raise HTTPException(status_code=404, detail="no such application")
+    async def get_application(
+        application_id: UUID, request: Request, caller: Caller
+    ) -> ApplicationView:
+        stored = await readable(request, caller, application_id)
         return ApplicationView(
             application_id=stored.application_id,
             external_ref=stored.external_ref,
@@ -132,7 +153,12 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         external_ref: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         before: datetime | None = None,
+        *,
+        request: Request,
+        caller: Caller,
     ) -> list[ApplicationSummary]:
+        if caller.role == "applicant":
+            await forbid(request, ctx.pool, "applicants read their applications one by one")
         rows = await repo.list(
             funding_line=funding_line, external_ref=external_ref, limit=limit, before=before
         )
@@ -150,10 +176,11 @@ def build_api(ctx: ServiceContext) -> FastAPI:
     timeline = TimelineRepository(ctx.pool)
 
     @app.get("/applications/{application_id}/timeline", response_model=list[TimelineEvent])
-    async def get_timeline(application_id: UUID) -> list[TimelineEvent]:
+    async def get_timeline(
+        application_id: UUID, request: Request, caller: Caller
+    ) -> list[TimelineEvent]:
         """Every event of the application, in order, with who (source, actor) and when."""
-        if await repo.get(application_id) is None:
-            raise HTTPException(status_code=404, detail="no such application")
+        await readable(request, caller, application_id)
         return [
             TimelineEvent(
                 event_id=e.event_id,
@@ -168,10 +195,17 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         ]
 
     async def applicant_action(
-        application_id: UUID, workflow_id: str, update: str, action: BaseModel, result: type[R]
+        request: Request,
+        caller: Principal,
+        application_id: UUID,
+        workflow_id: str,
+        update: str,
+        action: BaseModel,
+        result: type[R],
     ) -> R:
-        if await repo.get(application_id) is None:
-            raise HTTPException(status_code=404, detail="no such application")
+        """Only the applicant's own organisation acts as the applicant; staff cannot."""
+        await guard.require(request, caller, "applicant")
+        await readable(request, caller, application_id)
         try:
             return await perform(ctx.temporal, workflow_id, update, action, result)
         except ActionRefused as exc:
@@ -182,9 +216,13 @@ def build_api(ctx: ServiceContext) -> FastAPI:
             ) from exc
 
     @app.post("/applications/{application_id}/information", response_model=ActionResult)
-    async def answer_information(application_id: UUID, answer: AnswerInformation) -> ActionResult:
+    async def answer_information(
+        application_id: UUID, answer: AnswerInformation, request: Request, caller: Caller
+    ) -> ActionResult:
         """The applicant answers the advisor's information request."""
         return await applicant_action(
+            request,
+            caller,
             application_id,
             review_workflow_id(application_id),
             UPDATE_ANSWER_INFORMATION,
@@ -196,10 +234,12 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         "/applications/{application_id}/agreement/acceptance", response_model=GrantActionResult
     )
     async def accept_agreement(
-        application_id: UUID, acceptance: AcceptAgreement
+        application_id: UUID, acceptance: AcceptAgreement, request: Request, caller: Caller
     ) -> GrantActionResult:
         """The applicant accepts the grant agreement; the advance payment follows."""
         return await applicant_action(
+            request,
+            caller,
             application_id,
             grant_workflow_id(application_id),
             UPDATE_ACCEPT_AGREEMENT,
@@ -208,9 +248,13 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         )
 
     @app.post("/applications/{application_id}/reports", response_model=GrantActionResult)
-    async def submit_report(application_id: UUID, report: FinalReport) -> GrantActionResult:
+    async def submit_report(
+        application_id: UUID, report: FinalReport, request: Request, caller: Caller
+    ) -> GrantActionResult:
         """The applicant submits the final report (or a core-support year's annual report)."""
         return await applicant_action(
+            request,
+            caller,
             application_id,
             grant_workflow_id(application_id),
             UPDATE_SUBMIT_REPORT,

@@ -19,6 +19,7 @@ from services.intake.repository import (
     TimelineRepository,
 )
 from shared.actions import ActionRefused, NoSuchWorkflow, perform
+from shared.auth import kafka_caller, kafka_require
 from shared.contracts.grant import UPDATE_ACCEPT_AGREEMENT, UPDATE_SUBMIT_REPORT
 from shared.contracts.review import UPDATE_ANSWER_INFORMATION
 from shared.events import (
@@ -48,6 +49,12 @@ def register_subscribers(ctx: ServiceContext) -> None:
 
     async def on_submit(envelope: Envelope, payload: BaseModel) -> None:
         assert isinstance(payload, ApplicationSubmitRequested)
+        caller = kafka_caller("applicant", "operator")
+        if caller.role == "applicant":
+            kafka_require(
+                caller.org == payload.document.applicant.org_number,
+                "applicant of another organisation",
+            )
         try:
             result = await repo.submit(
                 payload.document,
@@ -72,8 +79,14 @@ def register_subscribers(ctx: ServiceContext) -> None:
         """The applicant's action from another system: the same update as over HTTP."""
         if envelope.application_id is None:
             raise BadMessage(f"{envelope.type} must name its application_id")
-        if await repo.get(envelope.application_id) is None:
+        caller = kafka_caller("applicant")
+        stored = await repo.get(envelope.application_id)
+        if stored is None:
             raise BadMessage(f"{envelope.type} for an unknown application")
+        kafka_require(
+            caller.org == stored.document.applicant.org_number,
+            "applicant of another organisation",
+        )
         try:
             await perform(
                 ctx.temporal, workflow_id(envelope.application_id), update, action, BaseModel
@@ -114,6 +127,7 @@ def register_subscribers(ctx: ServiceContext) -> None:
         ctx.settings,
         topic=APPLICATIONS_INBOUND,
         group_id="intake.inbound",
+        audit_pool=ctx.pool,
         handles={
             APPLICATION_SUBMIT: on_submit,
             INFORMATION_ANSWER: on_answer,

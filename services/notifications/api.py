@@ -15,13 +15,19 @@ from shared.runtime import ServiceContext
 
 
 class DeliveryView(BaseModel):
+    """One message to one applicant. No addresses or numbers: operators see the state."""
+
     id: int
     application_id: UUID
     milestone: str
     channel: str
     language: str
+    # pending (waiting for its next attempt), sending (claimed by a sender), sent, failed
     status: str
     attempts: int
+    # When a pending delivery is tried next; null once sent or failed.
+    next_attempt_at: datetime | None
+    # Why the last attempt failed (for failed: why it was given up).
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
@@ -34,10 +40,13 @@ def build_api(ctx: ServiceContext) -> FastAPI:
     @app.get("/deliveries", response_model=list[DeliveryView])
     async def deliveries(
         application_id: UUID | None = None,
-        status: Literal["pending", "sent", "failed"] | None = None,
+        status: Literal["pending", "sending", "sent", "failed"] | None = None,
+        channel: Literal["email", "sms"] | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[DeliveryView]:
-        rows = await repo.list(application_id=application_id, status=status, limit=limit)
+        rows = await repo.list(
+            application_id=application_id, status=status, channel=channel, limit=limit
+        )
         return [DeliveryView(**vars(r)) for r in rows]
 
     return app

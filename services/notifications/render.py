@@ -63,6 +63,11 @@ def _date_filter(ctx: Context, value: str | date | datetime) -> str:
     return format_date(value, format="long", locale=_locale(ctx))
 
 
+def _one_line(text: str) -> str:
+    # Line breaks and runs of spaces go; the locale's no-break spaces (in amounts) stay.
+    return re.sub(r"[ \t\r\n]+", " ", text).strip()
+
+
 def _tidy(text: str) -> str:
     lines = [line.rstrip() for line in text.strip().splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
@@ -82,7 +87,9 @@ class Renderer:
         self._env.filters["money"] = _money_filter
         self._env.filters["date"] = _date_filter
 
-    def _vars(self, language: str, recipient: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    def _vars(
+        self, language: str, recipient: dict[str, Any], context: dict[str, Any]
+    ) -> dict[str, Any]:
         if language not in LOCALES:
             raise RenderError(f"unsupported language {language!r}")
         return {
@@ -108,8 +115,8 @@ class Renderer:
         """Subject, plain-text and HTML body. `recipient`: first_name, ref (the application's
         reference) and title; `context`: the facts stored on the delivery."""
         variables = self._vars(language, recipient, context)
-        subject = " ".join(
-            self._render(f"{template}/{language}.txt.j2", {**variables, "part": "subject"}).split()
+        subject = _one_line(
+            self._render(f"{template}/{language}.txt.j2", {**variables, "part": "subject"})
         )
         text = _tidy(self._render(f"{template}/{language}.txt.j2", {**variables, "part": "body"}))
         html = self._render(
@@ -121,5 +128,7 @@ class Renderer:
         self, template: str, language: str, recipient: dict[str, Any], context: dict[str, Any]
     ) -> str:
         variables = self._vars(language, recipient, context)
-        # One line: SMS are short and their segments are paid for.
-        return " ".join(self._render(f"{template}/{language}.sms.j2", variables).split())
+        body = self._render(f"{template}/{language}.sms.j2", variables)
+        # One line, and the locale's no-break spaces as plain ones: they are outside the GSM-7
+        # alphabet and would make every Norwegian or English SMS a 70-character UCS-2 one.
+        return _one_line(body.replace("\xa0", " ").replace("\u202f", " "))

@@ -10,11 +10,12 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from services.payments.repository import PaymentRecord, PaymentStatus, Repository
 from shared.actions import ActionRefused, NoSuchWorkflow, perform
+from shared.auth import DECIDERS, Caller, Role
 from shared.contracts.grant import (
     UPDATE_BANK_DETAILS_CORRECTED,
     UPDATE_CLAIM_BACK_SETTLED,
@@ -26,7 +27,7 @@ from shared.contracts.grant import (
 from shared.contracts.ledger import LedgerView
 from shared.contracts.money import Currency
 from shared.contracts.review import UserId
-from shared.http import create_app
+from shared.http import Guard, create_app
 from shared.runtime import ServiceContext
 from shared.temporal import grant_workflow_id
 
@@ -95,6 +96,9 @@ class BankDetailsCorrection(BaseModel):
 def build_api(ctx: ServiceContext) -> FastAPI:
     app = create_app(ctx, "Barents Grants — payments")
     repo = Repository(ctx.pool)
+    guard = Guard(ctx)
+    # Who reads the money: finance and operators; the decision makers see the ledgers too.
+    ledger_readers: tuple[Role, ...] = ("finance", "operator", *DECIDERS)
 
     async def act(application_id: UUID, update: str, action: BaseModel) -> GrantActionResult:
         try:
@@ -108,8 +112,11 @@ def build_api(ctx: ServiceContext) -> FastAPI:
 
     @app.get("/ledgers", response_model=list[LedgerView], tags=["ledgers"])
     async def list_ledgers(
+        request: Request,
+        caller: Caller,
         year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     ) -> list[LedgerView]:
+        await guard.require(request, caller, *ledger_readers)
         return [ledger.view() for ledger in await repo.ledgers(year)]
 
     @app.get(
@@ -118,7 +125,10 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         tags=["ledgers"],
         responses={404: {"description": "No ledger for that funding line and year"}},
     )
-    async def get_ledger(funding_line: str, year: int) -> LedgerView:
+    async def get_ledger(
+        funding_line: str, year: int, request: Request, caller: Caller
+    ) -> LedgerView:
+        await guard.require(request, caller, *ledger_readers)
         # What no ledger can be called is unknown too, and never reaches Postgres (which
         # would fail on a NUL byte or a year beyond its integer range).
         known = _LINE.fullmatch(funding_line) is not None and 2000 <= year <= 2100
@@ -132,8 +142,12 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         application_id: UUID | None = None,
         status: Literal["requested", "confirmed", "rejected"] | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        *,
+        request: Request,
+        caller: Caller,
     ) -> list[PaymentAttemptView]:
         """Payment attempts, the most recently requested first."""
+        await guard.require(request, caller, "finance", "operator")
         records = await repo.payments(application_id=application_id, status=status, limit=limit)
         return [PaymentAttemptView.of(r) for r in records]
 
@@ -143,7 +157,8 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         tags=["payments"],
         responses={404: {"description": "No payment with that reference"}},
     )
-    async def get_payment(reference: str) -> PaymentView:
+    async def get_payment(reference: str, request: Request, caller: Caller) -> PaymentView:
+        await guard.require(request, caller, "finance", "operator")
         attempts = await _attempts(reference)
         latest = attempts[-1]
         confirmed = any(a.status == "confirmed" for a in attempts)
@@ -167,10 +182,12 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         },
     )
     async def bank_details_corrected(
-        reference: str, body: BankDetailsCorrection
+        reference: str, body: BankDetailsCorrection, request: Request, caller: Caller
     ) -> GrantActionResult:
         """Finance corrected the payee's bank details after a rejection: the grant workflow
         requests the payment again."""
+        await guard.require(request, caller, "finance")
+        await guard.require_self(request, caller, body.corrected_by)
         attempts = await _attempts(reference)
         action = BankDetailsCorrected(reference=reference, corrected_by=body.corrected_by)
         return await act(attempts[-1].application_id, UPDATE_BANK_DETAILS_CORRECTED, action)
@@ -184,16 +201,23 @@ def build_api(ctx: ServiceContext) -> FastAPI:
             409: {"description": "The grant workflow refused the action (with the reason)"},
         },
     )
-    async def claim_back_settled(application_id: UUID, body: ClaimBackSettled) -> GrantActionResult:
+    async def claim_back_settled(
+        application_id: UUID, body: ClaimBackSettled, request: Request, caller: Caller
+    ) -> GrantActionResult:
         """Finance received the money claimed back from the grantee."""
+        await guard.require(request, caller, "finance")
+        await guard.require_self(request, caller, body.settled_by)
         return await act(application_id, UPDATE_CLAIM_BACK_SETTLED, body)
 
     @app.get("/alerts", response_model=list[PaymentAttemptView], tags=["payments"])
     async def alerts(
+        request: Request,
+        caller: Caller,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[PaymentAttemptView]:
         """Payment attempts the bank has not confirmed in time and still has not answered,
         the oldest alert first."""
+        await guard.require(request, caller, "finance", "operator")
         return [PaymentAttemptView.of(r) for r in await repo.alerts(limit)]
 
     async def _attempts(reference: str) -> list[PaymentRecord]:

@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from services.payments.repository import BANK_ANSWERS_CONSUMER, AnswerRefused, Repository
+from shared.auth import kafka_caller
 from shared.contracts.grant import (
     BANK_PAYMENT_ANSWER,
     SIGNAL_PAYMENT_RESULT,
@@ -83,10 +84,17 @@ class BankAnswers:
 
 def register_subscribers(ctx: ServiceContext, signal: SignalPaymentResult | None = None) -> None:
     answers = BankAnswers(Repository(ctx.pool), signal or temporal_signal(ctx.temporal))
+
+    async def authorized_answer(envelope: Envelope, payload: BaseModel) -> None:
+        # Only the bank/ERP's system identity (a finance token) answers payments.
+        kafka_caller("finance")
+        await answers(envelope, payload)
+
     subscribe(
         ctx.broker,
         ctx.settings,
         topic=BANK_PAYMENT_ANSWERS,
         group_id=BANK_ANSWERS_CONSUMER,
-        handles={BANK_PAYMENT_ANSWER: answers},
+        handles={BANK_PAYMENT_ANSWER: authorized_answer},
+        audit_pool=ctx.pool,
     )

@@ -119,6 +119,9 @@ class GrantLifecycle:
             result_type=GrantPlan,
         )
         self._plan = plan
+        if inp.year is not None:
+            # A later year of core support (a fresh run): the agreement was accepted in year 1.
+            self._status = "active"
         if inp.year is None:
             if not await self._agreement(plan):
                 return await self._lapse()
@@ -168,6 +171,8 @@ class GrantLifecycle:
 
     async def _lapse(self) -> GrantOutcome:
         inp = self._need_input()
+        # First: an acceptance arriving while the money is released is refused.
+        await self._progress("lapsed")
         released: ReleaseBudgetResult = await workflow.execute_activity(
             RELEASE_BUDGET_ACTIVITY,
             ReleaseBudgetRequest(
@@ -179,7 +184,6 @@ class GrantLifecycle:
             retry_policy=RETRY,
             result_type=ReleaseBudgetResult,
         )
-        await self._progress("lapsed")
         await self._publish(
             GRANT_LAPSED,
             GrantLapsed(
@@ -313,6 +317,7 @@ class GrantLifecycle:
     async def _report_approved(self, settlement: Settlement | None, year: int | None) -> None:
         review = self._report_review
         assert review is not None
+        await self._progress("active")
         await self._publish(
             REPORT_APPROVED,
             ReportReviewed(
@@ -466,6 +471,8 @@ class GrantLifecycle:
     @workflow.update(name=UPDATE_REVIEW_REPORT)
     async def review_report(self, review: ReviewReport) -> GrantActionResult:
         inp = self._need_input()
+        # Recorded first: a second review is refused while this one is being published.
+        self._report_review = review
         if review.outcome == "request_changes":
             await self._progress("report_changes_requested")
             await self._publish(
@@ -479,7 +486,6 @@ class GrantLifecycle:
                 ),
                 actor=review.advisor,
             )
-        self._report_review = review
         status: ApplicationStatus = (
             "report_changes_requested" if review.outcome == "request_changes" else "active"
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from shared.actions import ActionRefused, NoSuchWorkflow, perform
+from shared.auth import DECIDERS, kafka_caller, kafka_require
 from shared.contracts.review import (
     UPDATE_DECIDE,
     UPDATE_REQUEST_INFORMATION,
@@ -45,6 +46,8 @@ def register_subscribers(ctx: ServiceContext) -> None:
 
     async def on_review_command(envelope: Envelope, payload: BaseModel) -> None:
         assert isinstance(payload, ReviewCommand)
+        caller = kafka_caller("advisor")
+        kafka_require(caller.sub == payload.action.advisor, "advisor acting as another")
         expected = SubmitReview if envelope.type == REVIEW_SUBMIT else None
         if expected is not None and not isinstance(payload.action, expected):
             raise BadMessage(f"{envelope.type} carries a {type(payload.action).__name__}")
@@ -55,6 +58,11 @@ def register_subscribers(ctx: ServiceContext) -> None:
 
     async def on_decision(envelope: Envelope, payload: BaseModel) -> None:
         assert isinstance(payload, DecisionCommand)
+        caller = kafka_caller(*DECIDERS)
+        kafka_require(
+            caller.role == payload.action.role and caller.sub == payload.action.decider,
+            "decider acting in another's name or role",
+        )
         await act(envelope, UPDATE_DECIDE, payload.action)
 
     subscribe(
@@ -62,6 +70,7 @@ def register_subscribers(ctx: ServiceContext) -> None:
         ctx.settings,
         topic=REVIEW_COMMANDS,
         group_id="review.commands",
+        audit_pool=ctx.pool,
         handles={
             REVIEW_SUBMIT: on_review_command,
             REVIEW_REQUEST_INFORMATION: on_review_command,

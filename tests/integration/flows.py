@@ -7,9 +7,18 @@ from typing import Any
 
 import httpx
 
+from shared.auth import Role
 from shared.config import Settings
 from tests.conftest import load_sample, service_url
+from tests.tokens import OPERATOR, bearer, kafka_auth
 from tests.waiting import eventually
+
+# The user ids of the decision makers in the configuration's roster.
+DECIDERS: dict[Role, str] = {
+    "head_of_section": "ingrid.solberg",
+    "director": "erik.haugen",
+    "board": "board.chair",
+}
 
 SCORES = {
     "cooperation": 5,
@@ -32,8 +41,13 @@ class Users:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.intake = httpx.AsyncClient(base_url=service_url(settings, "intake"), timeout=30)
-        self.review = httpx.AsyncClient(base_url=service_url(settings, "review"), timeout=30)
+        # An operator submits and reads; every action is taken with the actor's own token.
+        self.intake = httpx.AsyncClient(
+            base_url=service_url(settings, "intake"), timeout=30, headers=OPERATOR
+        )
+        self.review = httpx.AsyncClient(
+            base_url=service_url(settings, "review"), timeout=30, headers=OPERATOR
+        )
 
     async def close(self) -> None:
         await self.intake.aclose()
@@ -85,19 +99,26 @@ class Users:
         }
         if recommended:
             body["recommended_amount"] = recommended
-        return await self.review.post(f"/applications/{app_id}/review", json=body)
+        return await self.review.post(
+            f"/applications/{app_id}/review", json=body, headers=bearer("advisor", advisor)
+        )
 
     async def decide(
-        self, app_id: str, role: str, outcome: str = "approve", amount: str | None = None
+        self, app_id: str, role: Role, outcome: str = "approve", amount: str | None = None
     ) -> httpx.Response:
-        body: dict[str, Any] = {
-            "decider": f"{role.replace('_', '.')}.user",
-            "role": role,
-            "outcome": outcome,
-        }
+        decider = DECIDERS[role]
+        body: dict[str, Any] = {"decider": decider, "role": role, "outcome": outcome}
         if amount:
             body["amount"] = amount
-        return await self.review.post(f"/applications/{app_id}/decision", json=body)
+        return await self.review.post(
+            f"/applications/{app_id}/decision", json=body, headers=bearer(role, decider)
+        )
+
+    async def as_applicant(self, app_id: str) -> dict[str, str]:
+        """The headers of the application's own applicant (its organisation's token)."""
+        shown = (await self.intake.get(f"/applications/{app_id}")).json()
+        org: str = shown["document"]["applicant"]["org_number"]
+        return bearer("applicant", f"contact-{org}", org=org)
 
 
 async def bank_answers(
@@ -108,7 +129,8 @@ async def bank_answers(
     reason: str | None = None,
 ) -> None:
     """Act as the bank/ERP: answer a payment request on Kafka."""
-    from shared.events import BANK_PAYMENT_ANSWER, Envelope
+    from shared.contracts.grant import BANK_PAYMENT_ANSWER
+    from shared.events import Envelope
     from shared.topics import BANK_PAYMENT_ANSWERS
     from tests.kafka_helpers import publish
 
@@ -117,5 +139,9 @@ async def bank_answers(
         payload["reason"] = reason
     envelope = Envelope(type=BANK_PAYMENT_ANSWER, source="bank", payload=payload)
     await publish(
-        settings, BANK_PAYMENT_ANSWERS, envelope.model_dump_json().encode(), key=reference.encode()
+        settings,
+        BANK_PAYMENT_ANSWERS,
+        envelope.model_dump_json().encode(),
+        key=reference.encode(),
+        headers=kafka_auth("finance", "bank-erp", sys="bank"),
     )

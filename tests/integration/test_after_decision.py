@@ -13,6 +13,7 @@ import pytest
 from shared.config import Settings
 from tests.conftest import service_url
 from tests.integration.flows import Users, bank_answers, fresh
+from tests.tokens import FINANCE, bearer
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,9 @@ async def users(stack: Settings) -> AsyncIterator[Users]:
 
 @pytest.fixture(scope="module")
 async def finance(stack: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=service_url(stack, "payments"), timeout=30) as c:
+    async with httpx.AsyncClient(
+        base_url=service_url(stack, "payments"), timeout=30, headers=FINANCE
+    ) as c:
         yield c
 
 
@@ -52,13 +55,18 @@ async def test_ko188_from_approval_to_closure_with_a_reduced_final_payment(
     decided = await users.decide(app_id, "director")
     assert decided.json()["status"] == "approved", decided.text
     await users.wait_event(app_id, "agreement.offered")
+    applicant = await users.as_applicant(app_id)
 
     accepted = await users.intake.post(
-        f"/applications/{app_id}/agreement/acceptance", json={"accepted_by": "Anna Lindqvist"}
+        f"/applications/{app_id}/agreement/acceptance",
+        json={"accepted_by": "Anna Lindqvist"},
+        headers=applicant,
     )
     assert accepted.status_code == 200, accepted.text
     again = await users.intake.post(
-        f"/applications/{app_id}/agreement/acceptance", json={"accepted_by": "Anna Lindqvist"}
+        f"/applications/{app_id}/agreement/acceptance",
+        json={"accepted_by": "Anna Lindqvist"},
+        headers=applicant,
     )
     assert again.status_code == 409
 
@@ -72,6 +80,7 @@ async def test_ko188_from_approval_to_closure_with_a_reduced_final_payment(
     early = await users.intake.post(
         f"/applications/{app_id}/reports",
         json={"actual_costs": {"amount": "140000.00", "currency": "EUR"}, "results": "x"},
+        headers=applicant,
     )
     assert early.status_code == 409
     await bank_answers(stack, advance["reference"])
@@ -80,6 +89,7 @@ async def test_ko188_from_approval_to_closure_with_a_reduced_final_payment(
     wrong_currency = await users.intake.post(
         f"/applications/{app_id}/reports",
         json={"actual_costs": {"amount": "140000.00", "currency": "NOK"}, "results": "x"},
+        headers=applicant,
     )
     assert wrong_currency.status_code == 409
     assert "EUR" in wrong_currency.json()["detail"]
@@ -87,11 +97,13 @@ async def test_ko188_from_approval_to_closure_with_a_reduced_final_payment(
     report = await users.intake.post(
         f"/applications/{app_id}/reports",
         json={"actual_costs": {"amount": "140000.00", "currency": "EUR"}, "results": results},
+        headers=applicant,
     )
     assert report.json()["status"] == "report_submitted", report.text
     reviewed = await users.review.post(
         f"/applications/{app_id}/final-report/review",
         json={"advisor": advisor, "outcome": "approve"},
+        headers=bearer("advisor", advisor),
     )
     assert reviewed.status_code == 200, reviewed.text
 
@@ -133,11 +145,14 @@ async def test_an_unaccepted_agreement_lapses_and_the_money_returns(
     await users.review_it(app_id, state["advisor"])
     decided = await users.decide(app_id, "head_of_section")
     assert decided.json()["status"] == "approved"
+    applicant = await users.as_applicant(app_id)
     await users.wait_event(app_id, "agreement.reminder", timeout=60)
     lapsed = await users.wait_event(app_id, "grant.lapsed", timeout=60)
     assert lapsed["payload"]["released"] == decided.json()["amount"]
     await users.wait_event(app_id, "budget.released")
     late = await users.intake.post(
-        f"/applications/{app_id}/agreement/acceptance", json={"accepted_by": "Per"}
+        f"/applications/{app_id}/agreement/acceptance",
+        json={"accepted_by": "Per"},
+        headers=applicant,
     )
     assert late.status_code == 409

@@ -23,6 +23,7 @@ from shared.topics import REVIEW_COMMANDS, dead_letter_topic
 from tests.conftest import load_sample, sample_names, service_url
 from tests.integration.flows import SCORES, Users, fresh
 from tests.kafka_helpers import find_record, publish
+from tests.tokens import FINANCE, bearer, kafka_auth
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -108,7 +109,7 @@ async def test_a_small_grant_is_decided_by_the_head_of_section_and_commits_the_b
     assert director.status_code == 409
     assert "head_of_section" in director.json()["detail"]
 
-    async with httpx.AsyncClient(base_url=service_url(stack, "payments")) as pay:
+    async with httpx.AsyncClient(base_url=service_url(stack, "payments"), headers=FINANCE) as pay:
         year = (await users.timeline(app_id))[0]["occurred_at"][:4]
         found = await pay.get(f"/ledgers/UD-PROJECT/{year}")
         before = Decimal(found.json()["committed"]) if found.status_code == 200 else Decimal(0)
@@ -129,7 +130,7 @@ async def test_a_small_grant_is_decided_by_the_head_of_section_and_commits_the_b
     assert events.index("review.submitted") < events.index("budget.committed")
     assert events.index("budget.committed") < events.index("decision.made")
     decided = next(e for e in await users.timeline(app_id) if e["type"] == "decision.made")
-    assert decided["actor"] == "head.of.section.user"
+    assert decided["actor"] == "ingrid.solberg"
     assert decided["source"] == "review"
 
     twice = await users.decide(app_id, "head_of_section")
@@ -158,11 +159,14 @@ async def test_information_request_answered_over_http_returns_to_review(users: U
     asked = await users.review.post(
         f"/applications/{app_id}/information-request",
         json={"advisor": state["advisor"], "question": "Hvem er trenerne?"},
+        headers=bearer("advisor", state["advisor"]),
     )
     assert asked.status_code == 200, asked.text
     assert asked.json()["status"] == "information_requested"
     answer = await users.intake.post(
-        f"/applications/{app_id}/information", json={"answer": "To trenere fra hver klubb."}
+        f"/applications/{app_id}/information",
+        json={"answer": "To trenere fra hver klubb."},
+        headers=await users.as_applicant(app_id),
     )
     assert answer.status_code == 200, answer.text
     await users.wait_status(app_id, "in_review")
@@ -179,6 +183,7 @@ async def test_unanswered_information_request_withdraws_the_application(
     await users.review.post(
         f"/applications/{app_id}/information-request",
         json={"advisor": state["advisor"], "question": "Program?"},
+        headers=bearer("advisor", state["advisor"]),
     )
     await users.wait_event(
         app_id, "application.withdrawn", timeout=deadlines["information_answer"] + 60
@@ -239,7 +244,13 @@ async def test_advisor_actions_arrive_as_kafka_commands_with_the_same_validation
             }
         },
     )
-    await publish(stack, REVIEW_COMMANDS, wrong.model_dump_json().encode(), key=app_id.encode())
+    await publish(
+        stack,
+        REVIEW_COMMANDS,
+        wrong.model_dump_json().encode(),
+        key=app_id.encode(),
+        headers=kafka_auth("advisor", "someone.else", sys="advisor-portal"),
+    )
     dead = await find_record(
         stack, dead_letter_topic(REVIEW_COMMANDS), lambda r: r.get("original_key") == app_id
     )
@@ -251,7 +262,13 @@ async def test_advisor_actions_arrive_as_kafka_commands_with_the_same_validation
             "payload": {"action": {**wrong.payload["action"], "advisor": state["advisor"]}},
         }
     )
-    await publish(stack, REVIEW_COMMANDS, right.model_dump_json().encode(), key=app_id.encode())
+    await publish(
+        stack,
+        REVIEW_COMMANDS,
+        right.model_dump_json().encode(),
+        key=app_id.encode(),
+        headers=kafka_auth("advisor", state["advisor"], sys="advisor-portal"),
+    )
     await users.wait_status(app_id, "awaiting_decision")
 
     decision = Envelope(
@@ -262,7 +279,13 @@ async def test_advisor_actions_arrive_as_kafka_commands_with_the_same_validation
             "action": {"decider": "ingrid.solberg", "role": "head_of_section", "outcome": "reject"}
         },
     )
-    await publish(stack, REVIEW_COMMANDS, decision.model_dump_json().encode(), key=app_id.encode())
+    await publish(
+        stack,
+        REVIEW_COMMANDS,
+        decision.model_dump_json().encode(),
+        key=app_id.encode(),
+        headers=kafka_auth("head_of_section", "ingrid.solberg", sys="advisor-portal"),
+    )
     event = await users.wait_event(app_id, "decision.made")
     assert event["payload"]["outcome"] == "rejected"
     assert event["actor"] == "ingrid.solberg"

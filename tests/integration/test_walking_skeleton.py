@@ -19,9 +19,13 @@ from shared.events import APPLICATION_SUBMIT, Envelope
 from shared.topics import APPLICATIONS_INBOUND, dead_letter_topic
 from tests.conftest import connect_as, load_sample, sample_names, service_url
 from tests.kafka_helpers import find_record, publish
+from tests.tokens import OPERATOR, kafka_auth
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
+
+# The application portal, submitting for applicants as an operator-level system identity.
+PORTAL = kafka_auth("operator", "portal", sys="portal")
 
 
 def fresh(name: str) -> dict[str, Any]:
@@ -119,11 +123,11 @@ async def test_kafka_submission_published_twice_yields_one_application_and_one_w
     doc = fresh("ru-school-exchange.json")
     envelope = Envelope(type=APPLICATION_SUBMIT, source="portal", payload={"document": doc})
     raw = envelope.model_dump_json().encode()
-    await publish(stack, APPLICATIONS_INBOUND, raw)
-    await publish(stack, APPLICATIONS_INBOUND, raw)
+    await publish(stack, APPLICATIONS_INBOUND, raw, headers=PORTAL)
+    await publish(stack, APPLICATIONS_INBOUND, raw, headers=PORTAL)
     # The same document under a new event id (a portal retry) is still the same application.
     retry = envelope.model_copy(update={"event_id": uuid.uuid4()})
-    await publish(stack, APPLICATIONS_INBOUND, retry.model_dump_json().encode())
+    await publish(stack, APPLICATIONS_INBOUND, retry.model_dump_json().encode(), headers=PORTAL)
 
     stored = await eventually(lambda: application_by_ref(intake_http, doc["external_ref"]))
     app_id = stored[0]["application_id"]
@@ -140,7 +144,9 @@ async def test_kafka_submission_published_twice_yields_one_application_and_one_w
 
 
 async def _deliveries(settings: Settings, app_id: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=service_url(settings, "notifications")) as http:
+    async with httpx.AsyncClient(
+        base_url=service_url(settings, "notifications"), headers=OPERATOR
+    ) as http:
         response = await http.get("/deliveries", params={"application_id": app_id})
         response.raise_for_status()
         rows: list[dict[str, Any]] = response.json()
@@ -198,7 +204,9 @@ async def test_bad_events_are_dead_lettered_with_the_reason_and_consumption_goes
     # The consumer is still consuming: a good event after the bad one is processed.
     doc = fresh("small-grant-head-of-section.json")
     good = Envelope(type=APPLICATION_SUBMIT, source="portal", payload={"document": doc})
-    await publish(stack, APPLICATIONS_INBOUND, good.model_dump_json().encode(), key=marker)
+    await publish(
+        stack, APPLICATIONS_INBOUND, good.model_dump_json().encode(), key=marker, headers=PORTAL
+    )
     await eventually(lambda: application_by_ref(intake_http, doc["external_ref"]))
 
 
