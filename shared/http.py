@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
@@ -38,8 +41,17 @@ async def _check(coro: Any) -> str:
         return f"error: {type(exc).__name__}"
 
 
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """422 with every problem located. Rendered with ASCII escapes, so input that cannot be
+    encoded as UTF-8 (a lone surrogate) is echoed safely instead of failing with a 500."""
+    assert isinstance(exc, RequestValidationError)
+    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True, default=str)
+    return Response(body, status_code=422, media_type="application/json")
+
+
 def create_app(ctx: ServiceContext, title: str) -> FastAPI:
     app = FastAPI(title=title, version="1")
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.state.audit_pool = ctx.pool
     app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.http_max_body_bytes)
 

@@ -14,6 +14,7 @@ import base64
 import json
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +54,11 @@ def create_broker(settings: Settings, client_id: str) -> KafkaBroker:
     )
 
 
+# The JSON escape for NUL: `\u0000` preceded by an even number of backslashes (an odd number
+# would make it the literal text "\u0000", which is fine).
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 class BadMessage(ValueError):
     """A message no retry can fix."""
 
@@ -84,7 +90,7 @@ def decode(raw: bytes, max_bytes: int) -> tuple[Envelope, BaseModel]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadMessage(f"message is not valid UTF-8: {exc}") from exc
-    if "\x00" in text or "\\u0000" in text:
+    if "\x00" in text or _ESCAPED_NUL.search(text):
         raise BadMessage("message contains NUL characters")
     try:
         envelope = Envelope.model_validate_json(text)
@@ -130,6 +136,17 @@ def dead_letter_record(
     }
 
 
+DEAD_LETTER_PREFIX_BYTES = 16_384
+
+
+def truncate_original(body: dict[str, Any], value: bytes) -> dict[str, Any]:
+    kept = {k: v for k, v in body.items() if not k.startswith("original_value")}
+    kept["original_size"] = len(value)
+    kept["original_truncated"] = True
+    kept["original_prefix_base64"] = base64.b64encode(value[:DEAD_LETTER_PREFIX_BYTES]).decode()
+    return kept
+
+
 def subscribe(
     broker: KafkaBroker,
     settings: Settings,
@@ -145,8 +162,14 @@ def subscribe(
 
     async def dead_letter(record: Any, exc: BaseException, attempts: int) -> None:
         body = dead_letter_record(record, str(exc), type(exc).__name__, attempts, group_id)
+        encoded = json.dumps(body, ensure_ascii=False).encode()
+        if len(encoded) > settings.kafka_max_message_bytes // 2:
+            # Escaping can make the record far larger than the message (and larger than the
+            # broker takes): keep a prefix, so the dead letter always goes out.
+            body = truncate_original(body, record.value or b"")
+            encoded = json.dumps(body, ensure_ascii=False).encode()
         await broker.publish(
-            json.dumps(body, ensure_ascii=False).encode(),
+            encoded,
             topic=dead_letter_topic(record.topic),
             key=record.key,
             headers={"content-type": "application/json", "dlq-reason": str(exc)[:500]},

@@ -102,7 +102,29 @@ async def publish_batch(
 
 
 async def partitions_of(settings: Settings, topic: str) -> list[int]:
-    return sorted((await end_offsets(settings, topic)).keys())
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        return sorted(await producer.partitions_for(topic))
+    finally:
+        await producer.stop()
+
+
+async def latest_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """The end offset of every partition of `topic` (like `end_offsets`, also when the
+    consumer has no metadata for the topic yet)."""
+    partitions = [TopicPartition(topic, p) for p in await partitions_of(settings, topic)]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"test-{uuid4()}",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        offsets = await consumer.end_offsets(partitions)
+        return {tp.partition: off for tp, off in offsets.items()}
+    finally:
+        await consumer.stop()
 
 
 async def records_by_key(
@@ -115,16 +137,16 @@ async def records_by_key(
     """The JSON records on `topic` (after the offsets `since`, or from the start) whose
     `original_key` is one of `keys`, the first per key; returns when every key is found or
     after `timeout` seconds with what was found."""
+    partitions = [TopicPartition(topic, p) for p in await partitions_of(settings, topic)]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
+        group_id=f"test-{uuid4()}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
     await consumer.start()
     found: dict[str, dict[str, Any]] = {}
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         consumer.assign(partitions)
         for tp in partitions:
             if since is not None and tp.partition in since:

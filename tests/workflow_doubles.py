@@ -12,9 +12,9 @@ on Temporal's time-skipping test server (no Postgres, no Kafka).
   the line's budget (or a lower limit a test sets) is used up, then refuses with
   `budget_exhausted`, and publishes `budget.committed` / `budget.refused` like the ledger.
 - Three workers as in production: `intake` (lifecycle), `review` (review workflow and its
-  activities), `payments` (the ledger double). The grant stage the lifecycle starts after an
-  approval (`GrantLifecycle` on `payments`) is not run here: its start, with the approved
-  amount, is what these tests see of it (tests/grant_doubles.py tests the grant workflow).
+  activities), `payments` (the ledger double, and a stand-in for the grant stage: the
+  lifecycle hands an approved grant to `GrantLifecycle`, whose own tests are
+  tests/unit/test_grant_workflow.py; here it only takes the grant and waits).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID, uuid4
 
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.api.common.v1 import SearchAttributes, WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import (
@@ -49,7 +49,7 @@ from services.review.activities import ReviewActivities
 from services.review.repository import Repository
 from services.review.workflows import ApplicationReview
 from shared.contracts.application import ApplicationDocument
-from shared.contracts.grant import GrantInput
+from shared.contracts.grant import GRANT_WORKFLOW, GrantInput
 from shared.contracts.ledger import (
     BUDGET_COMMITTED,
     BUDGET_REFUSED,
@@ -61,7 +61,16 @@ from shared.contracts.ledger import (
 )
 from shared.contracts.lifecycle import ApplicationStatus, LifecycleState
 from shared.contracts.money import Money
-from shared.contracts.review import ActionResult, ReviewOutcome, ReviewState
+from shared.contracts.review import (
+    ActionResult,
+    Decide,
+    DeciderRole,
+    RequestInformation,
+    ReviewOutcome,
+    ReviewState,
+    Scores,
+    SubmitReview,
+)
 from shared.events import ApplicationSubmitted, Envelope
 from shared.funding import DEFAULT_PATH, Board, FundingConfig, load_funding_config
 from shared.temporal import (
@@ -114,6 +123,41 @@ def _plus_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years)
     except ValueError:  # 29 February
         return day.replace(year=day.year + years, day=28)
+
+
+# --- the people's actions -------------------------------------------------------------
+
+HEAD = "ingrid.solberg"  # config/funding.toml's roster
+DIRECTOR = "erik.haugen"
+BOARD = "board.chair"
+SCORES = Scores(cooperation=4, relevance=5, feasibility=4, budget_realism=3, people_to_people=5)
+
+
+def review(
+    state: ReviewState, recommendation: str = "approve", amount: str | None = None
+) -> SubmitReview:
+    """The assigned advisor's review."""
+    return SubmitReview.model_validate(
+        {
+            "advisor": state.advisor,
+            "scores": SCORES,
+            "comment": "Solid cooperation plan across the border.",
+            "recommendation": recommendation,
+            "recommended_amount": amount,
+        }
+    )
+
+
+def ask(state: ReviewState, question: str = "Who leads the exchange in Russia?") -> Any:
+    """The assigned advisor asks the applicant."""
+    return RequestInformation.model_validate({"advisor": state.advisor, "question": question})
+
+
+def decide(role: DeciderRole, outcome: str = "approve", amount: str | None = None) -> Decide:
+    decider = {"head_of_section": HEAD, "director": DIRECTOR, "board": BOARD}[role]
+    return Decide.model_validate(
+        {"decider": decider, "role": role, "outcome": outcome, "amount": amount}
+    )
 
 
 # --- what the activities publish ------------------------------------------------------
@@ -290,6 +334,17 @@ class LedgerDouble:
         )
 
 
+@workflow.defn(name=GRANT_WORKFLOW, sandboxed=False)
+class GrantStageStandIn:
+    """Takes the approved grant and waits, without timers. (A grant workflow no worker polls
+    would leave a workflow task outstanding, and the time-skipping server then never skips
+    time again, not even after the workflow is terminated.)"""
+
+    @workflow.run
+    async def run(self, inp: GrantInput) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
 # --- the harness ----------------------------------------------------------------------
 
 
@@ -345,13 +400,27 @@ class Application:
         return None
 
     async def stop(self) -> None:
-        """Terminate whatever of the application still runs: the children first.
-        (Terminating only the parent, which takes its child with it, leaves the time-skipping
-        server unable to skip time any more.)"""
+        """Leave nothing behind that could move the shared clock: a review still under way
+        (its reminders, answer deadline or board meeting) is cancelled with its lifecycle; a
+        concluded one is left to finish (an approval's grant stand-in has no timers).
+
+        Not terminated, and never cancelled while the lifecycle starts the grant stage: either
+        can leave the time-skipping server unable to skip time ever again."""
         grant = self.client.get_workflow_handle(grant_workflow_id(self.id))
-        for handle in (grant, self.review, self.lifecycle):
-            if await self.running(handle):
-                await handle.terminate(reason="test finished")
+        try:
+            status: str | None = (await self.state()).status
+        except (RPCError, WorkflowQueryFailedError):  # the review never started
+            status = None
+
+        async def settled() -> bool:
+            if status == "approved" and await self.running(grant):
+                return True
+            return not any([await self.running(h) for h in (self.lifecycle, self.review, grant)])
+
+        if status not in ("approved", "rejected", "ineligible", "withdrawn"):
+            if await self.running(self.lifecycle):
+                await self.lifecycle.cancel()
+        await eventually(settled, 10, interval=0.05)
 
     async def _describe(self, workflow_id: str | None = None) -> DescribeWorkflowExecutionResponse:
         # Through the raw API: `WorkflowHandle.describe()` fails on the null values above.
@@ -401,12 +470,18 @@ class Harness:
         )
 
     @asynccontextmanager
-    async def workers(self) -> AsyncIterator[Harness]:
+    async def workers(self, *, intake: bool = True) -> AsyncIterator[Harness]:
+        """The workers of the three queues (without intake's: a test runs its own). Keep them
+        running until the test's workflows are settled: a workflow whose worker went away
+        waits for its sticky queue, which the test server never gives up on."""
         client = self.env.client
         review = ReviewActivities(self.repository, self.config)
         async with AsyncExitStack() as stack:
+            if intake:
+                await stack.enter_async_context(
+                    Worker(client, task_queue=TASK_QUEUE_INTAKE, workflows=[ApplicationLifecycle])
+                )
             for worker in (
-                Worker(client, task_queue=TASK_QUEUE_INTAKE, workflows=[ApplicationLifecycle]),
                 Worker(
                     client,
                     task_queue=TASK_QUEUE_REVIEW,
@@ -420,7 +495,10 @@ class Harness:
                     ],
                 ),
                 Worker(
-                    client, task_queue=TASK_QUEUE_PAYMENTS, activities=[self.ledger.commit_budget]
+                    client,
+                    task_queue=TASK_QUEUE_PAYMENTS,
+                    workflows=[GrantStageStandIn],
+                    activities=[self.ledger.commit_budget],
                 ),
             ):
                 await stack.enter_async_context(worker)
@@ -458,6 +536,9 @@ class Harness:
         self.started.append(app)
         return app
 
+    async def clock_passed(self, moment: datetime) -> bool:
+        return await self.env.get_current_time() > moment
+
     async def skip(self, duration: timedelta) -> None:
         await self.env.sleep(duration)
 
@@ -468,7 +549,7 @@ class Harness:
             await self.env.sleep(moment - now + timedelta(seconds=1))
 
     async def clean_up(self) -> None:
-        """Terminate what a test left running, so no timer of an earlier test moves the shared
+        """Stop what a test left running, so no timer of an earlier test moves the shared
         clock for a later one, and forget the test's ledger limits and gates."""
         for app in self.started:
             await app.stop()

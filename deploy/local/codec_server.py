@@ -3,10 +3,11 @@ the services encrypt (shared/codec.py) so operators can read them in the UI.
 
 Temporal's remote codec protocol: `POST /decode` and `POST /encode` take and return a
 `Payloads` message as protobuf JSON (`{"payloads": [{"metadata": {...}, "data": "<base64>"}]}`);
-the UI calls them from the browser, so CORS answers the UI's origins, with the `X-Namespace`
-header and the OPTIONS preflight. `GET /health` for `./dev status`.
+both are also served under `/{namespace}/` for endpoint templating. The UI calls them from
+the browser, so CORS answers the UI's origins, with the `X-Namespace` header and the OPTIONS
+preflight. `GET /health` for `./dev status`.
 
-Run: `python -m deploy.local.codec_server` (started by `./dev up`), listening on
+Run: `python deploy/local/codec_server.py` (started by `./dev up`), listening on
 GRANTS_HTTP_HOST:GRANTS_CODEC_SERVER_PORT (127.0.0.1:8090), with the same keys as the services
 (GRANTS_TEMPORAL_CODEC_KEYS, GRANTS_TEMPORAL_CODEC_KEY_ID). It hands out plaintext to whoever
 can reach it: in production it belongs behind the operators' authentication, never public.
@@ -64,11 +65,14 @@ def build_app(settings: Settings, codec: EncryptionCodec | None = None) -> FastA
             raise HTTPException(400, str(exc)) from exc
         return Response(json_format.MessageToJson(result), media_type="application/json")
 
+    # Also under a namespace segment, for `--codec-endpoint 'http://…/{namespace}'` templating.
     @app.post("/decode")
+    @app.post("/{namespace}/decode")
     async def decode(request: Request) -> Response:
         return await apply(request, codec.decode)
 
     @app.post("/encode")
+    @app.post("/{namespace}/encode")
     async def encode(request: Request) -> Response:
         return await apply(request, codec.encode)
 

@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel
 
 from services.notifications.repository import Repository
-from shared.http import create_app
+from shared.auth import Caller
+from shared.http import Guard, create_app
 from shared.runtime import ServiceContext
 
 
@@ -36,14 +37,19 @@ class DeliveryView(BaseModel):
 def build_api(ctx: ServiceContext) -> FastAPI:
     app = create_app(ctx, "Barents Grants — notifications")
     repo = Repository(ctx.pool)
+    guard = Guard(ctx)
 
     @app.get("/deliveries", response_model=list[DeliveryView])
     async def deliveries(
+        request: Request,
+        caller: Caller,
         application_id: UUID | None = None,
         status: Literal["pending", "sending", "sent", "failed"] | None = None,
         channel: Literal["email", "sms"] | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[DeliveryView]:
+        """Deliveries with status, attempts and the last error: for operators."""
+        await guard.require(request, caller, "operator")
         rows = await repo.list(
             application_id=application_id, status=status, channel=channel, limit=limit
         )

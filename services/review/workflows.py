@@ -173,6 +173,8 @@ class ApplicationReview:
                 overdue_since=reminder_at,
             ),
         )
+        if self._status != "in_review":
+            return  # the advisor acted while the reminder went out: do not undo that
         await self._progress("in_review", next_deadline=escalation_at)
         if await self._wait_while("in_review", escalation_at):
             return
@@ -186,6 +188,8 @@ class ApplicationReview:
                 overdue_since=escalation_at,
             ),
         )
+        if self._status != "in_review":
+            return  # the advisor acted while the escalation went out
         await self._progress("in_review", next_deadline=None)
         await workflow.wait_condition(lambda: self._status != "in_review")
 
@@ -193,6 +197,10 @@ class ApplicationReview:
         """False when the applicant did not answer in time (the application is withdrawn)."""
         assert self._next_deadline is not None
         if await self._wait_while("information_requested", self._next_deadline):
+            return True
+        if self._information_answered:
+            # The answer was accepted before the deadline and is still being recorded.
+            await workflow.wait_condition(lambda: self._status != "information_requested")
             return True
         await self._progress("withdrawn", next_deadline=None)
         await self._publish(
@@ -381,6 +389,15 @@ class ApplicationReview:
         limit = self._need_input().document.budget.requested
         if action.amount is not None and action.amount > limit:
             raise ValueError(f"amount {action.amount} exceeds the requested {limit}")
+        if (
+            action.role == "head_of_section"
+            and action.outcome == "approve"
+            and (action.amount or self._recommended_or_requested()) > plan.decision_threshold
+        ):
+            raise ValueError(
+                f"the head of section approves up to {plan.decision_threshold}; "
+                "a larger grant is the director's decision"
+            )
         if action.outcome == "reject" and action.amount is not None:
             raise ValueError("a rejection carries no amount")
 

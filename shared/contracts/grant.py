@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from shared.contracts.application import ApplicationDocument
 from shared.contracts.lifecycle import ApplicationStatus
 from shared.contracts.money import Currency, Money
-from shared.contracts.review import Text, UserId
+from shared.contracts.review import Comment, Text, UserId
 
 GRANT_WORKFLOW = "GrantLifecycle"
 CORE_YEAR_WORKFLOW = "CoreSupportYear"
@@ -62,7 +62,10 @@ class AcceptAgreement(_Model):
     """The applicant accepts the grant agreement (the contact person, by name)."""
 
     accepted_by: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]*$"
+        ),
     ]
 
 
@@ -76,7 +79,7 @@ class FinalReport(_Model):
 class ReviewReport(_Model):
     advisor: UserId
     outcome: Literal["approve", "request_changes"]
-    comment: Annotated[str, StringConstraints(max_length=5000)] = ""
+    comment: Comment = ""
 
 
 class BankDetailsCorrected(_Model):

@@ -29,7 +29,12 @@ Role = Literal[
 ]
 DeciderRole = Literal["head_of_section", "director", "board"]
 UserId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+# Free text from people: no NUL (Postgres text cannot hold it, and every consumer refuses it).
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=5000, pattern=r"^[^\x00]*$"),
+]
+Comment = Annotated[str, StringConstraints(max_length=5000, pattern=r"^[^\x00]*$")]
 Score = Annotated[int, Field(ge=1, le=5)]
 
 
@@ -85,7 +90,7 @@ class Decide(_Model):
     outcome: Literal["approve", "reject"]
     # A decision may reduce the amount; the recommended (or requested) amount when absent.
     amount: Amount | None = None
-    comment: Annotated[str, StringConstraints(max_length=5000)] = ""
+    comment: Comment = ""
 
 
 class ActionResult(_Model):

@@ -1,5 +1,5 @@
 """The codec server for the Temporal UI (deploy/local/codec_server.py), run as `./dev up` runs
-it (`python -m deploy.local.codec_server`) on a free port: /decode returns the plaintext of
+it (`python deploy/local/codec_server.py`) on a free port: /decode returns the plaintext of
 what the services' codec encrypted, /encode round-trips, and the UI's CORS preflight passes.
 It needs nothing of the stack."""
 
@@ -60,8 +60,8 @@ def codec_server(codec_settings: Settings) -> Iterator[str]:
         "GRANTS_TEMPORAL_UI_PORT": "8233",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deploy.local.codec_server"],
-        cwd=REPO_ROOT,
+        [sys.executable, str(REPO_ROOT / "deploy" / "local" / "codec_server.py")],
+        cwd="/",
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -137,6 +137,14 @@ async def test_encode_round_trips_with_the_current_key(http: httpx.AsyncClient) 
 
     decoded = await http.post("/decode", content=encoded.text)
     assert decoded.status_code == 200, decoded.text
+    assert from_json(decoded.text) == plain
+
+
+async def test_the_namespace_templated_path_works_too(http: httpx.AsyncClient) -> None:
+    plain = pydantic_data_converter.payload_converter.to_payloads([EMAIL])
+    encoded = await http.post("/default/encode", content=as_json(plain))
+    assert encoded.status_code == 200, encoded.text
+    decoded = await http.post("/default/decode", content=encoded.text)
     assert from_json(decoded.text) == plain
 
 

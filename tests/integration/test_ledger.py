@@ -40,6 +40,7 @@ from shared.contracts.ledger import (
 from shared.contracts.money import Money
 from shared.db import create_pool, migrate
 from shared.runtime import ServiceContext
+from tests.tokens import FINANCE
 
 pytestmark = pytest.mark.integration
 
@@ -364,7 +365,9 @@ async def test_http_views(repo: Repository, pool: asyncpg.Pool, settings: Settin
     # Only the ledger routes run here: /health's Kafka and Temporal checks are not used.
     ctx = ServiceContext("payments", settings, pool, cast(Any, None), cast(Any, None))
     transport = httpx.ASGITransport(app=build_api(ctx))
-    async with httpx.AsyncClient(transport=transport, base_url="http://payments") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://payments", headers=FINANCE
+    ) as http:
         one = await http.get(f"/ledgers/{line}/{YEAR}")
         assert one.status_code == 200
         assert one.json() == {

@@ -59,6 +59,10 @@ from shared.topics import (
     dead_letter_topic,
     ensure_topics,
 )
+from tests.tokens import FINANCE, token
+
+# The bank/ERP's system identity, as a Kafka header (the in-memory broker takes a dict).
+BANK = {"authorization": f"Bearer {token('finance', 'bank-erp', sys='bank')}"}
 
 pytestmark = pytest.mark.integration
 
@@ -442,11 +446,17 @@ async def test_the_consumer_is_wired_to_the_bank_answers_topic(
     async with TestKafkaBroker(broker) as test_broker:
         envelope, _ = answer(payment)
         await test_broker.publish(
-            envelope.model_dump_json().encode(), topic=BANK_PAYMENT_ANSWERS, key=b"k"
+            envelope.model_dump_json().encode(),
+            topic=BANK_PAYMENT_ANSWERS,
+            key=b"k",
+            headers=BANK,
         )
         unknown, _ = answer(order(uuid4(), line))
         await test_broker.publish(
-            unknown.model_dump_json().encode(), topic=BANK_PAYMENT_ANSWERS, key=b"k"
+            unknown.model_dump_json().encode(),
+            topic=BANK_PAYMENT_ANSWERS,
+            key=b"k",
+            headers=BANK,
         )
 
     assert [r.outcome for _, r in signals.sent] == ["confirmed"]
@@ -550,7 +560,9 @@ async def finance(
     # Only the payments routes run here: /health's Kafka and Temporal checks are not used.
     ctx = ServiceContext("payments", settings, pool, cast(Any, None), cast(Any, temporal))
     transport = httpx.ASGITransport(app=build_api(ctx))
-    async with httpx.AsyncClient(transport=transport, base_url="http://payments") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://payments", headers=FINANCE
+    ) as http:
         yield http, temporal
 
 
@@ -620,24 +632,27 @@ async def test_finance_actions_go_to_the_grant_workflow(
     await repo.request_payment(payment)
 
     corrected = await http.post(
-        f"/payments/{payment.reference}/bank-details-corrected", json={"corrected_by": "finn"}
+        f"/payments/{payment.reference}/bank-details-corrected",
+        json={"corrected_by": "finance.tester"},
     )
     assert corrected.status_code == 200, corrected.text
     assert corrected.json()["status"] == "active"
     ((workflow_id, update, action),) = temporal.updates
     assert (workflow_id, update) == (grant_workflow_id(app), UPDATE_BANK_DETAILS_CORRECTED)
-    assert action.model_dump() == {"reference": payment.reference, "corrected_by": "finn"}
+    assert action.model_dump() == {"reference": payment.reference, "corrected_by": "finance.tester"}
 
     temporal.refuse = "payment BG-… was not rejected"
     refused = await http.post(
-        f"/payments/{payment.reference}/bank-details-corrected", json={"corrected_by": "finn"}
+        f"/payments/{payment.reference}/bank-details-corrected",
+        json={"corrected_by": "finance.tester"},
     )
     assert refused.status_code == 409
     assert refused.json()["detail"] == "payment BG-… was not rejected"
     temporal.refuse = None
 
     unknown = await http.post(
-        "/payments/BG-000000000000-A1/bank-details-corrected", json={"corrected_by": "finn"}
+        "/payments/BG-000000000000-A1/bank-details-corrected",
+        json={"corrected_by": "finance.tester"},
     )
     assert unknown.status_code == 404
     invalid = await http.post(
@@ -647,7 +662,7 @@ async def test_finance_actions_go_to_the_grant_workflow(
 
     settled = await http.post(
         f"/applications/{app}/claim-back/settled",
-        json={"settled_by": "finn", "amount": {"amount": "1200.00", "currency": "NOK"}},
+        json={"settled_by": "finance.tester", "amount": {"amount": "1200.00", "currency": "NOK"}},
     )
     assert settled.status_code == 200, settled.text
     workflow_id, update, action = temporal.updates[-1]
@@ -657,6 +672,6 @@ async def test_finance_actions_go_to_the_grant_workflow(
     temporal.missing = True
     closed = await http.post(
         f"/applications/{uuid4()}/claim-back/settled",
-        json={"settled_by": "finn", "amount": {"amount": "1.00", "currency": "NOK"}},
+        json={"settled_by": "finance.tester", "amount": {"amount": "1.00", "currency": "NOK"}},
     )
     assert closed.status_code == 404

@@ -15,7 +15,7 @@ from services.notifications.render import LANGUAGES, Renderer, RenderError
 NBSP = "\xa0"
 EUR = {"amount": "150310.00", "currency": "EUR"}
 NOK = {"amount": "60000.00", "currency": "NOK"}
-REASONS = [
+REASONS: list[dict[str, Any]] = [
     {
         "code": "no_cross_border_partner",
         "text": {
@@ -133,8 +133,8 @@ def test_the_ineligible_message_lists_every_reason_in_the_contacts_language() ->
     for lang in LANGUAGES:
         mail = renderer.email("ineligible", lang, RECIPIENT, CONTEXTS["ineligible"])
         for reason in REASONS:
-            assert reason["text"][lang] in mail.text  # type: ignore[index]
-            assert reason["text"][lang] in mail.html  # type: ignore[index]
+            assert reason["text"][lang] in mail.text
+            assert reason["text"][lang] in mail.html
 
 
 def test_a_rejection_is_not_an_approval() -> None:
