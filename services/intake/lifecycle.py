@@ -26,6 +26,15 @@ from shared.temporal import (
 )
 
 
+def summary(event: ApplicationSubmitted) -> str:
+    """One line for the Temporal UI: title, applicant organisation, funding line, amount."""
+    doc = event.document
+    return (
+        f"{doc.title} — {doc.applicant.name} — {doc.funding_line} — "
+        f"{doc.budget.requested} {doc.budget.currency}"
+    )
+
+
 async def start_lifecycle(
     client: Client, event: ApplicationSubmitted, correlation_id: UUID
 ) -> bool:
@@ -52,6 +61,15 @@ async def start_lifecycle(
             # not even after the first one closed.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            # What operators read in the Temporal UI's list: a human summary (no contact data).
+            memo={"summary": summary(event)},
+            static_summary=summary(event),
+            static_details=(
+                f"**{doc.title}**\n\n{doc.applicant.name} ({doc.applicant.country}), "
+                f"{doc.funding_line} {doc.funding_type}, requested {doc.budget.requested} "
+                f"{doc.budget.currency} of {doc.budget.total} {doc.budget.currency}, "
+                f"{doc.period.start} - {doc.period.end}. Reference {doc.external_ref}."
+            ),
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(SA_STATUS, "submitted"),

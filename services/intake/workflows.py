@@ -12,6 +12,10 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
+    # pydantic imports it lazily when validating e-mail addresses; load it outside the
+    # sandbox once instead of on every run.
+    import email_validator  # noqa: F401
+
     from shared.contracts.grant import (
         GRANT_WORKFLOW,
         SIGNAL_GRANT_PROGRESS,

@@ -19,6 +19,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    # pydantic imports it lazily when validating e-mail addresses; load it outside the
+    # sandbox once instead of on every run.
+    import email_validator  # noqa: F401
+
     from services.payments.settlement import add_months, advance, installments, settle
     from shared.contracts.grant import (
         AGREEMENT_ACCEPTED,

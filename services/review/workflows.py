@@ -16,6 +16,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    # pydantic imports it lazily when validating e-mail addresses; load it outside the
+    # sandbox once instead of on every run.
+    import email_validator  # noqa: F401
+
     from shared.contracts.ledger import (
         COMMIT_BUDGET_ACTIVITY,
         CommitBudgetRequest,

@@ -93,6 +93,15 @@ async def test_http_submission_stores_and_starts_one_searchable_workflow(
     query = f"WorkflowId = '{wfs[0].id}' AND FundingLine = 'KOLARCTIC' AND RequestedAmount > 100000"
     assert len([w async for w in tclient.list_workflows(query)]) == 1
 
+    # The Temporal UI's list reads well: a human summary, and no contact data in it.
+    desc = await tclient.get_workflow_handle(wfs[0].id).describe()
+    summary = (await desc.memo())["summary"]
+    assert summary == (
+        "Barents Cultural Co-Production Network — Norrbotten Regional Museum — KOLARCTIC — "
+        "150310.00 EUR"
+    )
+    assert "@" not in summary and "Lindqvist" not in summary
+
     shown = (await intake_http.get(f"/applications/{app_id}")).json()
     assert shown["document"]["budget"] == {
         "currency": "EUR",
