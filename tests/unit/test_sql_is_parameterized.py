@@ -14,7 +14,10 @@ DB_CALLS = {"execute", "executemany", "fetch", "fetchrow", "fetchval", "copy_rec
 
 
 def constant_name(node: ast.expr) -> bool:
-    """A module constant such as `_PAYMENT_COLUMNS`: fixed text (column lists), never data."""
+    """Fixed text, never data: a module constant such as `_PAYMENT_COLUMNS` (a column list),
+    or a choice between two literals (`"FOR UPDATE" if lock else ""`)."""
+    if isinstance(node, ast.IfExp):
+        return all(isinstance(b, ast.Constant) for b in (node.body, node.orelse))
     return isinstance(node, ast.Name) and node.id.lstrip("_").isupper()
 
 
