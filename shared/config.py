@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -106,6 +107,16 @@ class Settings(BaseSettings):
     sms_gateway_port: int = 8025
 
     log_level: str = "INFO"
+    # Log lines: one JSON object per line (time, level, service, logger, message,
+    # correlation_id and trace ids when known), or plain text for reading by eye.
+    log_format: Literal["json", "text"] = "json"
+
+    # OpenTelemetry tracing (shared/observability.py). Off by default: nothing is recorded.
+    # `console` prints spans as JSON lines to stdout, `otlp` sends them over OTLP/HTTP to
+    # `otlp_endpoint`, `file` appends them as JSON lines to <state_dir>/traces/<service>.jsonl
+    # (what the tests read).
+    tracing: Literal["off", "console", "otlp", "file"] = "off"
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
     # Bearer tokens (HS256). The default secret is for the local stack only: production sets
     # GRANTS_JWT_SECRET (and rotates it like any secret).

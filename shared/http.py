@@ -1,19 +1,31 @@
-"""What every service's HTTP API shares: `/health` and a request-size limit."""
+"""What every service's HTTP API shares: `/health`, `/metrics`, `/asyncapi.json`, a
+request-size limit, and per request a correlation id and request metrics. Server spans come
+from FastAPI's own OpenTelemetry support (recorded when tracing is on: they continue the
+caller's `traceparent`, and everything the route does — the outbox rows it writes, the
+workflows it starts — joins that trace)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import MutableMapping
 from typing import Any
+from uuid import UUID, uuid4
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import asyncapi, observability
 from shared.auth import Principal, Role, forbid
 from shared.runtime import ServiceContext
+
+CORRELATION_HEADER = "x-correlation-id"
 
 
 class BodySizeLimit(BaseHTTPMiddleware):
@@ -33,6 +45,67 @@ class BodySizeLimit(BaseHTTPMiddleware):
         return await call_next(request)
 
 
+class Telemetry:
+    """Per request: the correlation id (`X-Correlation-Id`; one is made when the caller sent
+    none, passed on to the route as if sent, and echoed in the response; on the log lines and
+    the server span), and `grants_http_requests_total` / `grants_http_request_seconds` by
+    route template (never by concrete path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
+        sent = next((v for k, v in headers if k.lower() == CORRELATION_HEADER.encode()), None)
+        correlation: str | None = None
+        if sent is None:
+            correlation = str(uuid4())
+            headers.append((CORRELATION_HEADER.encode(), correlation.encode()))
+            scope = {**scope, "headers": headers}
+        else:
+            try:
+                correlation = str(UUID(sent.decode("latin-1")))
+            except ValueError:
+                correlation = None  # the route refuses it (422) where it reads it
+        method: str = scope["method"]
+        status = 500
+        start = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if correlation is not None:
+                    message = {
+                        **message,
+                        "headers": [
+                            *message.get("headers", []),
+                            (CORRELATION_HEADER.encode(), correlation.encode()),
+                        ],
+                    }
+            await send(message)
+
+        token = observability.set_correlation_id(correlation)
+        if correlation is not None:
+            # FastAPI's server span (it wraps the middleware), when tracing is on.
+            trace.get_current_span().set_attribute("grants.correlation_id", correlation)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = _route_template(scope)
+            observability.http_request(method, route, status, time.perf_counter() - start)
+            observability.reset_correlation_id(token)
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
 async def _check(coro: Any) -> str:
     try:
         await asyncio.wait_for(coro, timeout=3)
@@ -49,11 +122,26 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=422, media_type="application/json")
 
 
+UNTRACED_PATHS = frozenset({"/health", "/metrics"})
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in UNTRACED_PATHS
+
+
 def create_app(ctx: ServiceContext, title: str) -> FastAPI:
-    app = FastAPI(title=title, version="1")
+    # FastAPI's own telemetry: a server span per request (not for probes and scrapes, which
+    # would be a trace every few seconds); no spans of its internal steps.
+    app = FastAPI(
+        title=title,
+        version="1",
+        telemetry={"operation_spans": False, "exclude": _untraced},
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.state.audit_pool = ctx.pool
     app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.http_max_body_bytes)
+    # Outermost, so every answer (a 413 too) is counted, traced and correlated.
+    app.add_middleware(Telemetry)
 
     @app.get("/health", tags=["operations"])
     async def health() -> JSONResponse:
@@ -74,6 +162,21 @@ def create_app(ctx: ServiceContext, title: str) -> FastAPI:
             {"service": ctx.name, "status": "ok" if healthy else "degraded", "checks": checks},
             status_code=200 if healthy else 503,
         )
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics (text format). Public like /health: scraped on the pod or
+        host network only, never exposed through the ingress (it tells volumes)."""
+        return Response(
+            observability.render_metrics(), media_type=observability.METRICS_CONTENT_TYPE
+        )
+
+    @app.get("/asyncapi.json", tags=["operations"], response_class=Response)
+    async def asyncapi_document() -> Response:
+        """The AsyncAPI 3 document of this service's Kafka side: what it consumes, what it
+        publishes, every message's schema (docs/asyncapi/<service>.json)."""
+        text = await asyncio.to_thread(asyncapi.rendered, ctx.name)
+        return Response(text, media_type="application/json")
 
     return app
 

@@ -23,9 +23,12 @@ import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import BaseModel, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from shared import asyncapi, observability
 from shared.auth import (
     Forbidden,
     Unauthenticated,
@@ -147,6 +150,10 @@ def truncate_original(body: dict[str, Any], value: bytes) -> dict[str, Any]:
     return kept
 
 
+def _names_a_principal(headers: Any) -> bool:
+    return any(key.lower() == "authorization" for key, _ in headers or ())
+
+
 def subscribe(
     broker: KafkaBroker,
     settings: Settings,
@@ -157,10 +164,15 @@ def subscribe(
     audit_pool: asyncpg.Pool | None = None,
 ) -> None:
     """Subscribe `group_id` to `topic`; `handles` maps event types to handlers ("*": every
-    type). Known event types this consumer does not handle are acknowledged and skipped."""
+    type). Known event types this consumer does not handle are acknowledged and skipped.
+
+    Every message is handled in a consumer span continuing the trace of its `traceparent`
+    header (the outbox relay sends the one of the span that wrote the event), with the
+    envelope's correlation id on the log lines, and counted in the
+    `grants_events_consumed_total` / `grants_events_dead_lettered_total` metrics."""
     failures: dict[tuple[str, int, int], int] = {}
 
-    async def dead_letter(record: Any, exc: BaseException, attempts: int) -> None:
+    async def dead_letter(record: Any, exc: BaseException, attempts: int, reason_kind: str) -> None:
         body = dead_letter_record(record, str(exc), type(exc).__name__, attempts, group_id)
         encoded = json.dumps(body, ensure_ascii=False).encode()
         if len(encoded) > settings.kafka_max_message_bytes // 2:
@@ -174,6 +186,8 @@ def subscribe(
             key=record.key,
             headers={"content-type": "application/json", "dlq-reason": str(exc)[:500]},
         )
+        observability.dead_lettered(group_id, record.topic, reason_kind)
+        trace.get_current_span().set_attribute("grants.dead_letter.reason_kind", reason_kind)
         log.warning(
             "%s: dead-lettered %s[%d]@%d after %d attempt(s): %s",
             group_id,
@@ -190,16 +204,60 @@ def subscribe(
             await audit_refusal(
                 audit_pool, "kafka", f"{record.topic} {envelope.type}", None, None, f"{kind}: {exc}"
             )
-        await dead_letter(record, BadMessage(f"{kind}: {exc}"), 1)
+        await dead_letter(record, BadMessage(f"{kind}: {exc}"), 1, kind)
 
     async def on_message(msg: KafkaMessage) -> None:
         record = msg.raw_message
         assert not isinstance(record, tuple)
         try:
-            envelope, payload = decode(record.value or b"", settings.kafka_max_message_bytes)
+            decoded: tuple[Envelope, BaseModel] | BadMessage = decode(
+                record.value or b"", settings.kafka_max_message_bytes
+            )
         except BadMessage as exc:
-            await dead_letter(record, exc, 1)
+            decoded = exc
+        if (
+            isinstance(decoded, tuple)
+            and decoded[0].type not in handles
+            and "*" not in handles
+            and not _names_a_principal(record.headers)
+        ):
+            # Not this group's business (and no token to refuse): no span for it, so a
+            # trace holds what was done, not every group that let an event pass.
+            observability.consumed(group_id, record.topic, decoded[0].type, "skipped")
             return
+        parent = observability.context_from_kafka_headers(record.headers)
+        with observability.tracer().start_as_current_span(
+            f"process {record.topic}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.consumer.group.name": group_id,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+            },
+        ) as span:
+            token = observability.set_correlation_id(None)
+            try:
+                await handle(record, decoded, span)
+            finally:
+                observability.reset_correlation_id(token)
+
+    async def handle(
+        record: Any, decoded: tuple[Envelope, BaseModel] | BadMessage, span: trace.Span
+    ) -> None:
+        if isinstance(decoded, BadMessage):
+            await dead_letter(record, decoded, 1, "invalid")
+            return
+        envelope, payload = decoded
+        observability.set_correlation_id(envelope.correlation_id)
+        span.set_attribute("grants.event.type", envelope.type)
+        span.set_attribute("grants.event.id", str(envelope.event_id))
+        span.set_attribute("grants.correlation_id", str(envelope.correlation_id))
+        if envelope.application_id is not None:
+            span.set_attribute("grants.application_id", str(envelope.application_id))
         try:
             # Command events carry the sender's bearer token; handlers check it.
             set_kafka_principal(principal_from_headers(settings, record.headers))
@@ -208,23 +266,28 @@ def subscribe(
             return
         handler = handles.get(envelope.type) or handles.get("*")
         if handler is None:
+            observability.consumed(group_id, record.topic, envelope.type, "skipped")
             return
         position = (record.topic, record.partition, record.offset)
         try:
             await handler(envelope, payload)
             failures.pop(position, None)
+            observability.consumed(group_id, record.topic, envelope.type, "processed")
         except BadMessage as exc:
-            await dead_letter(record, exc, failures.pop(position, 0) + 1)
+            await dead_letter(record, exc, failures.pop(position, 0) + 1, "rejected")
         except (Unauthenticated, Forbidden) as exc:
             failures.pop(position, None)
             await refuse(record, envelope, exc)
         except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             attempts = failures.get(position, 0) + 1
             if not is_transient(exc) and attempts >= settings.kafka_max_attempts:
                 failures.pop(position, None)
-                await dead_letter(record, exc, attempts)
+                await dead_letter(record, exc, attempts, "exhausted")
                 return
             failures[position] = attempts
+            observability.consumed(group_id, record.topic, envelope.type, "retried")
             delay = min(30.0, 0.2 * 2 ** min(attempts, 8)) * (0.5 + random.random())
             log.warning(
                 "%s: %s[%d]@%d failed (attempt %d, %s: %s); retrying in %.1fs",
@@ -240,9 +303,15 @@ def subscribe(
             await asyncio.sleep(delay)
             raise  # NACK: the message is delivered again, its offset stays uncommitted
 
-    broker.subscriber(
+    types = sorted(handles)
+    subscriber = broker.subscriber(
         topic,
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-    )(on_message)
+        # The event catalog (shared/asyncapi.py): one channel per consumer group.
+        title=group_id,
+        description=asyncapi.subscriber_description(topic, group_id, types),
+    )
+    subscriber(on_message)
+    asyncapi.describe_subscriber(broker, subscriber, topic, group_id, types)

@@ -1,6 +1,10 @@
 """Transactional outbox: a service writes its state and its outgoing events in one Postgres
 transaction (`enqueue`); the relay publishes them to Kafka (acks=all, idempotent producer),
-keyed by application id so one application's events stay in order on one partition."""
+keyed by application id so one application's events stay in order on one partition.
+
+Each row keeps the W3C `traceparent` of the span that wrote it; the relay publishes in a
+producer span continuing that trace and sends its `traceparent` as a Kafka header, so the
+consumers' spans join the trace of the request or activity that caused the event."""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ import logging
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from faststream.kafka import KafkaBroker
+from opentelemetry.trace import SpanKind
 
+from shared import observability
 from shared.config import Settings
 from shared.db import Conn
 from shared.events import Envelope
@@ -24,14 +30,15 @@ async def enqueue(conn: Conn, topic: str, envelope: Envelope) -> None:
     Idempotent per event id, so a retried activity never publishes twice."""
     key = str(envelope.application_id or envelope.event_id)
     await conn.execute(
-        """INSERT INTO outbox (event_id, topic, key, event_type, envelope)
-           VALUES ($1, $2, $3, $4, $5)
+        """INSERT INTO outbox (event_id, topic, key, event_type, envelope, traceparent)
+           VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (event_id) DO NOTHING""",
         envelope.event_id,
         topic,
         key,
         envelope.type,
         envelope.model_dump_json(),
+        observability.current_traceparent(),
     )
 
 
@@ -61,7 +68,7 @@ class OutboxRelay:
         """Publish one batch; returns how many rows it sent."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                """SELECT id, topic, key, envelope FROM outbox
+                """SELECT id, topic, key, event_type, envelope, traceparent FROM outbox
                    WHERE published_at IS NULL ORDER BY id
                    LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self._settings.outbox_batch_size,
@@ -70,18 +77,38 @@ class OutboxRelay:
                 return 0
             # Sequential sends keep per-key order; the producer batches them on the wire.
             for row in rows:
-                await self._broker.publish(
-                    row["envelope"].encode(),
-                    topic=row["topic"],
-                    key=row["key"].encode(),
-                    headers={"content-type": "application/json"},
-                )
+                await self._publish(row)
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
                 [r["id"] for r in rows],
             )
         self.published += len(rows)
+        for row in rows:
+            observability.published(row["topic"], row["event_type"])
         return len(rows)
+
+    async def _publish(self, row: asyncpg.Record) -> None:
+        with observability.tracer().start_as_current_span(
+            f"publish {row['topic']}",
+            context=observability.context_from_traceparent(row["traceparent"]),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": row["topic"],
+                "grants.event.type": row["event_type"],
+            },
+        ):
+            headers = {"content-type": "application/json"}
+            traceparent = observability.current_traceparent()
+            if traceparent is not None:
+                headers["traceparent"] = traceparent
+            await self._broker.publish(
+                row["envelope"].encode(),
+                topic=row["topic"],
+                key=row["key"].encode(),
+                headers=headers,
+            )
 
     async def run(self) -> None:
         listener: PoolConnectionProxy | None = None

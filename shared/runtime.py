@@ -18,7 +18,7 @@ from faststream.kafka import KafkaBroker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from shared import db, temporal
+from shared import asyncapi, db, observability, temporal
 from shared.config import Settings, get_settings
 from shared.kafka import create_broker
 from shared.outbox import OutboxRelay
@@ -53,11 +53,16 @@ class ServiceSpec:
     background: Callable[[ServiceContext], Sequence[Coroutine[Any, Any, None]]] | None = None
 
 
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def configure_logging(settings: Settings, service: str | None = None) -> None:
+    """One JSON object per line (`GRANTS_LOG_FORMAT=json`, the default) or plain text, with
+    the correlation id of the event or request being handled (shared/observability.py)."""
+    if service is not None:
+        observability.set_service(service)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(observability.log_handler(settings))
+    root.setLevel(settings.log_level)
     # aiokafka is chatty about every rebalance and reconnect.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
@@ -71,11 +76,17 @@ def build_worker(ctx: ServiceContext, spec: ServiceSpec) -> Worker | None:
         task_queue=spec.name,
         workflows=list(spec.workflows),
         activities=activities,
+        # grants_activity_seconds; the tracing interceptor comes with the client.
+        interceptors=[observability.ActivityMetrics()],
     )
 
 
 async def serve(spec: ServiceSpec, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
+    observability.set_service(spec.name)
+    observability.describe_process(settings)
+    # Before the Temporal client: it traces only when this process records spans.
+    observability.setup_tracing(spec.name, settings)
     # Migrations on their own connection, before the pool opens.
     await _retry(lambda: db.migrate(settings, spec.name, spec.migrations), "Postgres")
     pool = await _retry(lambda: db.create_pool(settings, spec.name), "Postgres")
@@ -84,6 +95,8 @@ async def serve(spec: ServiceSpec, settings: Settings | None = None) -> None:
     client = await temporal.connect(settings)
     ctx = ServiceContext(spec.name, settings, pool, broker, client)
     spec.register_subscribers(ctx)
+    # What the service publishes, so the broker describes all of it (shared/asyncapi.py).
+    asyncapi.register_publishers(broker, spec.name)
     await broker.start()
     relay = OutboxRelay(pool, broker, settings, spec.name)
     worker = build_worker(ctx, spec)
@@ -95,6 +108,8 @@ async def serve(spec: ServiceSpec, settings: Settings | None = None) -> None:
             port=settings.http_port(spec.name),
             log_level="warning",
             access_log=False,
+            # Uvicorn's records go through our handler (JSON lines), not its own config.
+            log_config=None,
         )
     )
     tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
@@ -120,6 +135,7 @@ async def serve(spec: ServiceSpec, settings: Settings | None = None) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         await broker.stop()
         await pool.close()
+        observability.shutdown_tracing()
 
 
 async def _retry(make: Callable[[], Awaitable[T]], what: str, attempts: int = 60) -> T:
@@ -136,5 +152,5 @@ async def _retry(make: Callable[[], Awaitable[T]], what: str, attempts: int = 60
 
 def main(spec: ServiceSpec) -> None:
     settings = get_settings()
-    configure_logging(settings)
+    configure_logging(settings, spec.name)
     asyncio.run(serve(spec, settings))

@@ -8,11 +8,12 @@ import dataclasses
 import logging
 from uuid import UUID
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
+from shared import observability
 from shared.codec import EncryptionCodec
 from shared.config import Settings
 
@@ -72,6 +73,18 @@ def data_converter(settings: Settings) -> DataConverter:
     )
 
 
+def interceptors() -> list[Interceptor]:
+    """While this process records traces: OpenTelemetry's tracing interceptor, which carries
+    the trace context in workflow and activity headers (client → workflow → child workflow
+    → activity) and makes a span of each step. A client interceptor that is also a worker
+    interceptor, so the workers made with the client use it too."""
+    if not observability.tracing_enabled():
+        return []
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    return [TracingInterceptor(observability.tracer())]
+
+
 async def connect(settings: Settings, attempts: int = 30) -> Client:
     converter = data_converter(settings)  # a bad key configuration fails here, not on retry
     for attempt in range(1, attempts + 1):
@@ -80,6 +93,7 @@ async def connect(settings: Settings, attempts: int = 30) -> Client:
                 settings.temporal_address,
                 namespace=settings.temporal_namespace,
                 data_converter=converter,
+                interceptors=interceptors(),
             )
         except Exception as exc:
             if attempt == attempts:

@@ -13,6 +13,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from shared import observability
 from shared.contracts.lifecycle import LIFECYCLE_WORKFLOW, LifecycleInput
 from shared.events import ApplicationSubmitted
 from shared.temporal import (
@@ -82,5 +83,7 @@ async def start_lifecycle(
             ),
         )
     except WorkflowAlreadyStartedError:
+        observability.workflow_started(LIFECYCLE_WORKFLOW, started=False)
         return False
+    observability.workflow_started(LIFECYCLE_WORKFLOW, started=True)
     return True

@@ -28,6 +28,7 @@ from services.notifications.mail import SendError, build_message, message_id
 from services.notifications.privacy import PersonalDataInSms, check_sms, redact
 from services.notifications.render import Renderer, RenderError
 from services.notifications.repository import WAKE_CHANNEL, Claimed
+from shared import observability
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class Sender:
             await self._repo.mark_failed(
                 d.id, now=self._clock(), error="gave up: the last attempt did not complete"
             )
+            observability.notification(d.channel, "failed")
             self._log(d, "failed", "the last attempt did not complete")
             return
         try:
@@ -125,6 +127,7 @@ class Sender:
             await self._failed(d, reason, permanent=False)
         else:
             await self._repo.mark_sent(d.id, now=self._clock(), provider_id=provider_id)
+            observability.notification(d.channel, "sent")
             self._log(d, "sent")
 
     async def _send(self, d: Claimed) -> str:
@@ -160,6 +163,7 @@ class Sender:
         now = self._clock()
         if permanent or d.attempts >= s.notify_max_attempts:
             await self._repo.mark_failed(d.id, now=now, error=reason)
+            observability.notification(d.channel, "failed")
             self._log(d, "failed", reason)
             return
         delay = backoff_seconds(
@@ -168,6 +172,7 @@ class Sender:
         await self._repo.mark_retry(
             d.id, now=now, next_attempt_at=now + timedelta(seconds=delay), error=reason
         )
+        observability.notification(d.channel, "retried")
         self._log(d, f"retry in {delay:.1f}s", reason)
 
     @staticmethod

@@ -24,9 +24,12 @@ from tests.tokens import FINANCE, bearer, kafka_auth, token
 pytestmark = pytest.mark.integration
 
 SERVICES = ("intake", "review", "payments", "notifications")
-# Routes anyone may call: health, the API documents and the public project register.
+# Routes anyone may call: health, metrics (scraped on the pod/host network only), the API
+# and event documents and the public project register.
 PUBLIC = {
     "/health",
+    "/metrics",
+    "/asyncapi.json",
     "/openapi.json",
     "/docs",
     "/docs/oauth2-redirect",
