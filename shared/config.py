@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # A consumer gives up on a message that keeps failing after this many attempts and
     # dead-letters it, so one poison message never stops a partition.
     kafka_max_attempts: int = Field(default=5, ge=1)
+    # Consumers per subscription in one process (partitions handled concurrently).
+    kafka_consumer_workers: int = Field(default=3, ge=1)
     kafka_max_message_bytes: int = Field(default=1_048_576, ge=1024)
 
     temporal_address: str = "127.0.0.1:7233"

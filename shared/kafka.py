@@ -309,6 +309,10 @@ def subscribe(
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        # Several consumers of the group in this process, each owning some partitions and
+        # handling them in order: partitions are processed concurrently, one application's
+        # events (one partition) never are. Offsets are still committed after processing.
+        max_workers=settings.kafka_consumer_workers,
         # The event catalog (shared/asyncapi.py): one channel per consumer group.
         title=group_id,
         description=asyncapi.subscriber_description(topic, group_id, types),

@@ -217,7 +217,12 @@ async def test_one_trace_spans_the_submission_from_intake_to_review(
 
     async def complete() -> dict[str, list[dict[str, Any]]] | None:
         found = {service: f.spans(trace_id) for service, f in files.items()}
-        if intake_expected <= names(found["intake"]) and review_expected <= names(found["review"]):
+        screened = any(_consumed(s, "application.screened") for s in found["intake"])
+        if (
+            intake_expected <= names(found["intake"])
+            and review_expected <= names(found["review"])
+            and screened
+        ):
             return found
         return None
 

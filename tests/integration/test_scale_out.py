@@ -133,7 +133,9 @@ async def test_two_instances_share_the_work_and_survive_losing_one(
 
         async def shared_group(group: str = group) -> dict[str, list[int]] | None:
             members = await group_members(stack, group)
-            return members if len(members) == 2 and all(members.values()) else None
+            # Two instances, each with its consumers of the group, each holding partitions.
+            expected = 2 * stack.kafka_consumer_workers
+            return members if len(members) == expected and all(members.values()) else None
 
         members = await eventually(shared_group, timeout=60)
         held = sorted(p for parts in members.values() for p in parts)

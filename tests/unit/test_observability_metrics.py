@@ -3,6 +3,7 @@ notification sender and the HTTP layer count, and the /metrics endpoint that sho
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -153,8 +154,12 @@ class FakeBroker:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    async def publish(self, body: bytes, **kwargs: Any) -> None:
+    async def publish(self, body: bytes, **kwargs: Any) -> asyncio.Future[None]:
+        # Like the real producer with no_confirm: queued now, acknowledged by the future.
         self.sent.append({"body": body, **kwargs})
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ack.set_result(None)
+        return ack
 
 
 def outbox_row(event_type: str, traceparent: str | None = None, row_id: int = 1) -> dict[str, Any]:
