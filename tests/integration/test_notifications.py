@@ -322,3 +322,95 @@ async def test_two_running_instances_send_each_message_once(users: Users, stack:
     finally:
         second.terminate()
         await asyncio.wait_for(second.wait(), timeout=30)
+
+
+# --- killed mid-stream, then the whole topic replayed ------------------------------------------
+
+
+async def rewind_group_to_start(settings: Settings) -> None:
+    """Reset the notifications group to the start of the topic with Kafka's own tool (from
+    the broker's jars). Kafka allows it once the group is empty: the killed members time out
+    after the session timeout, so try until it takes."""
+    libs = settings.state_dir / "kafka" / "libs"
+    command = [
+        "java",
+        "-cp",
+        f"{libs}/*",
+        "-Dlog4j2.configurationFile=" + str(REPO_ROOT / "deploy/kafka/log4j2.xml"),
+        f"-Dkafka.logs.dir={settings.state_dir / 'kafka' / 'logs'}",
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        "--bootstrap-server",
+        settings.kafka_bootstrap,
+        "--group",
+        CONSUMER,
+        "--topic",
+        APPLICATION_EVENTS,
+        "--reset-offsets",
+        "--to-earliest",
+        "--execute",
+    ]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 90
+    while True:
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await process.communicate()
+        if process.returncode == 0 and b"NEW-OFFSET" in output:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"could not rewind {CONSUMER}: {output.decode()[-500:]}")
+        await asyncio.sleep(2)  # the killed members are still in the group
+
+
+async def caught_up(settings: Settings) -> bool:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=CONSUMER)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(APPLICATION_EVENTS, p) for p in range(settings.kafka_partitions)]
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            if committed is None or committed < ends[tp]:
+                return False
+        return True
+    finally:
+        await consumer.stop()
+
+
+async def test_killed_mid_stream_and_replayed_from_the_start_sends_nothing_twice(
+    users: Users, stack: Settings
+) -> None:
+    # Milestones in flight: acknowledgements, and a decision (e-mail and SMS).
+    decided = await users.submit(fresh("small-grant-head-of-section.json"))
+    others = [await users.submit(fresh("ru-school-exchange.json")) for _ in range(3)]
+    state = await users.wait_status(decided, "in_review")
+    await users.review_it(decided, state["advisor"])
+    assert (await users.decide(decided, "head_of_section")).status_code == 200
+
+    pid = int((stack.state_dir / "pids" / "notifications.pid").read_text())
+    os.kill(pid, signal.SIGKILL)  # mid-stream: some of these are not sent yet
+    await rewind_group_to_start(stack)
+    await dev("restart", "notifications")
+
+    await eventually(lambda: caught_up(stack), timeout=240, interval=2)
+    apps = [decided, *others]
+
+    async def all_sent() -> bool:
+        for app_id in apps:
+            rows = await deliveries(stack, app_id)
+            if not rows or any(r["status"] != "sent" for r in rows):
+                return False
+        return True
+
+    await eventually(all_sent, timeout=120, interval=1)
+    for app_id in apps:
+        rows = await deliveries(stack, app_id)
+        keys = [(r["milestone"], r["channel"]) for r in rows]
+        assert len(keys) == len(set(keys)), keys
+        mails = await inbox(stack, app_id)
+        # One e-mail per e-mail delivery, never two (the Message-ID is the delivery's).
+        assert len(mails) == len([r for r in rows if r["channel"] == "email"]), mails
+    ref = (await users.intake.get(f"/applications/{decided}")).json()["external_ref"]
+    sms = await texts(stack, ref)
+    assert len(sms) == len([r for r in await deliveries(stack, decided) if r["channel"] == "sms"])
