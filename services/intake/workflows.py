@@ -51,6 +51,8 @@ class ApplicationLifecycle:
     def __init__(self) -> None:
         self._status: ApplicationStatus = "submitted"
         self._advisor: str | None = None
+        # The latest progress report applied, per stage (signals may arrive out of order).
+        self._applied: dict[str, int] = {}
 
     @workflow.run
     async def run(self, inp: LifecycleInput) -> LifecycleState:
@@ -90,11 +92,23 @@ class ApplicationLifecycle:
 
     @workflow.signal(name=SIGNAL_REVIEW_PROGRESS)
     def review_progress(self, progress: ReviewProgress) -> None:
-        self._apply(progress)
+        if self._in_order("review", progress):
+            self._apply(progress)
 
     @workflow.signal(name=SIGNAL_GRANT_PROGRESS)
     def grant_progress(self, progress: ReviewProgress) -> None:
-        self._apply(progress)
+        if self._in_order("grant", progress):
+            self._apply(progress)
+
+    def _in_order(self, stage: str, progress: ReviewProgress) -> bool:
+        """False for a report older than one already applied: a stage's handlers report
+        concurrently, and Temporal may deliver their signals in either order."""
+        if progress.seq is None:
+            return True
+        if progress.seq <= self._applied.get(stage, 0):
+            return False
+        self._applied[stage] = progress.seq
+        return True
 
     def _apply(self, progress: ReviewProgress) -> None:
         self._status = progress.status

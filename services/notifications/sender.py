@@ -30,6 +30,7 @@ from services.notifications.render import Renderer, RenderError
 from services.notifications.repository import WAKE_CHANNEL, Claimed
 from shared import observability
 from shared.config import Settings
+from shared.kafka import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +127,34 @@ class Sender:
             reason = redact(f"{type(exc).__name__}: {exc}", d.email, d.phone)
             await self._failed(d, reason, permanent=False)
         else:
-            await self._repo.mark_sent(d.id, now=self._clock(), provider_id=provider_id)
+            await self._record_sent(d, provider_id)
             observability.notification(d.channel, "sent")
             self._log(d, "sent")
+
+    async def _record_sent(self, d: Claimed, provider_id: str) -> None:
+        """The provider has the message: record it, retrying while Postgres is away for as
+        long as the lease keeps the delivery ours. Giving up at the first failed UPDATE would
+        leave the row `sending`, and the lease's expiry would send it a second time: one
+        duplicate per message sent while Postgres restarts."""
+        loop = asyncio.get_running_loop()
+        # The lease runs from the claim, just before this delivery started; keep a margin.
+        deadline = loop.time() + self._settings.notify_lease_seconds * 0.8
+        delay = 0.2
+        while True:
+            try:
+                await self._repo.mark_sent(d.id, now=self._clock(), provider_id=provider_id)
+                return
+            except Exception as exc:
+                if not is_transient(exc) or loop.time() + delay > deadline:
+                    raise
+                log.warning(
+                    "delivery %d sent, not yet recorded (%s); retrying in %.1fs",
+                    d.id,
+                    type(exc).__name__,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def _send(self, d: Claimed) -> str:
         s = self._settings

@@ -109,6 +109,7 @@ class GrantLifecycle:
         self._claim_settled: ClaimBackSettled | None = None
         self._accepting_reports = False
         self._plan: GrantPlan | None = None
+        self._progress_sent = 0
 
     # ---------------------------------------------------------------- the run
 
@@ -570,11 +571,16 @@ class GrantLifecycle:
         self, status: ApplicationStatus, *, next_deadline: datetime | None = None
     ) -> None:
         self._status = status
+        # Numbered in the order of the calls; each year of core support (a fresh run) counts
+        # on from a higher base, so the parent sees one increasing sequence across runs.
+        self._progress_sent += 1
+        year = self._inp.year if self._inp is not None else None
+        seq = (year or 1) * 1_000_000 + self._progress_sent
         parent = workflow.info().parent
         if parent is not None:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(
                 SIGNAL_GRANT_PROGRESS,
-                ReviewProgress(status=status, next_deadline=next_deadline),
+                ReviewProgress(status=status, next_deadline=next_deadline, seq=seq),
             )
 
     async def _publish(self, event_type: str, payload: Any, actor: str | None = None) -> None:

@@ -91,6 +91,7 @@ class ApplicationReview:
         self._board_meeting: BoardMeeting | None = None
         self._decided: ActionResult | None = None
         self._deciding = asyncio.Lock()
+        self._progress_sent = 0
 
     # ---------------------------------------------------------------- the run
 
@@ -469,12 +470,19 @@ class ApplicationReview:
     ) -> None:
         self._status = status
         self._next_deadline = next_deadline
+        # Numbered in the order of the calls: the parent drops a report overtaken by a later one.
+        self._progress_sent += 1
         info = workflow.info()
         if info.parent is not None:
             parent = workflow.get_external_workflow_handle(info.parent.workflow_id)
             await parent.signal(
                 SIGNAL_REVIEW_PROGRESS,
-                ReviewProgress(status=status, advisor=self._advisor, next_deadline=next_deadline),
+                ReviewProgress(
+                    status=status,
+                    advisor=self._advisor,
+                    next_deadline=next_deadline,
+                    seq=self._progress_sent,
+                ),
             )
 
     async def _publish(self, event_type: str, payload: Any, actor: str | None = None) -> None:

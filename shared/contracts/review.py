@@ -106,6 +106,10 @@ class ReviewProgress(_Model):
     status: ApplicationStatus
     advisor: str | None = None
     next_deadline: datetime | None = None
+    # The order in which the stage reported its progress. Reports sent from concurrent
+    # handlers (the run and an update) can reach the parent out of order; the parent ignores
+    # one older than what it has applied. None: unordered (from before the field existed).
+    seq: int | None = None
 
 
 class ReviewState(_Model):

@@ -1,0 +1,1 @@
+"""Fault injection on the real stack: a load driver, fault injectors and a reconciliation."""
