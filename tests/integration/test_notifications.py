@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from services.notifications.app import CONSUMER
 from shared.config import REPO_ROOT, Settings
 from shared.topics import APPLICATION_EVENTS
-from tests.conftest import service_url
+from tests.conftest import sample_names, service_url
 from tests.integration.flows import Users, fresh
 from tests.tokens import OPERATOR
 from tests.waiting import eventually
@@ -414,3 +414,52 @@ async def test_killed_mid_stream_and_replayed_from_the_start_sends_nothing_twice
     ref = (await users.intake.get(f"/applications/{decided}")).json()["external_ref"]
     sms = await texts(stack, ref)
     assert len(sms) == len([r for r in await deliveries(stack, decided) if r["channel"] == "sms"])
+
+
+# --- every sample --------------------------------------------------------------------------------
+
+RECEIVED = {
+    "nb": "Vi har mottatt søknaden din",
+    "en": "We have received your application",
+    "ru": "Мы получили вашу заявку",
+}
+INELIGIBLE = {
+    "nb": "oppfyller ikke kravene",
+    "en": "does not meet the requirements",
+    "ru": "не соответствует требованиям",
+}
+
+
+@pytest.mark.parametrize("sample", sample_names())
+async def test_every_samples_first_milestones_arrive_once_in_its_language(
+    users: Users, stack: Settings, sample: str
+) -> None:
+    """Submission and screening: the acknowledgement, and for an ineligible application the
+    reasons, each by e-mail once, in the contact's language; nothing by SMS (no one must act
+    yet, and no money moves)."""
+    doc = fresh(sample)
+    language = doc["applicant"]["contact"]["language"]
+    eligible = not sample.startswith("ineligible")
+    app_id = await users.submit(doc)
+    await mail_with(stack, app_id, RECEIVED[language])
+    if eligible:
+        await users.wait_status(app_id, "in_review")
+    else:
+        mail = await mail_with(stack, app_id, INELIGIBLE[language])
+        screened = await users.wait_event(app_id, "application.screened")
+        for reason in screened["payload"]["reasons"]:
+            assert reason["text"][language] in mail["text"]
+
+    async def settled() -> list[dict[str, Any]] | None:
+        rows = await deliveries(stack, app_id)
+        return rows if rows and all(r["status"] == "sent" for r in rows) else None
+
+    rows = await eventually(settled, timeout=60)
+    expected = {("received", "email")} | (set() if eligible else {("ineligible", "email")})
+    assert {(r["milestone"], r["channel"]) for r in rows} == expected
+    assert len(rows) == len(expected)
+    mails = await inbox(stack, app_id)
+    assert len(mails) == len(expected)
+    if language == "ru":
+        assert all(CYRILLIC & set(m["subject"]) for m in mails)
+    assert await texts(stack, doc["external_ref"]) == []
