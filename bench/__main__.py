@@ -131,6 +131,23 @@ def _log_errors(path: Path, since: int) -> dict[str, int]:
     }
 
 
+def _temporal_store(settings: Settings) -> dict[str, Any]:
+    """The dev server's SQLite file (./dev starts it with --db-filename under the state
+    directory): its size, and whether it runs in WAL mode (a lasting -wal file) or with a
+    rollback journal (no -wal file; a -journal file during each write transaction)."""
+    directory = settings.state_dir / "temporal"
+    databases = sorted(directory.glob("*.db")) if directory.is_dir() else []
+    if not databases:
+        return {}
+    db = databases[0]
+    wal = db.with_name(db.name + "-wal")
+    return {
+        "file": str(db),
+        "size_mb": round(db.stat().st_size / 1e6, 1),
+        "journal": "wal" if wal.exists() else "rollback journal (no -wal file)",
+    }
+
+
 def _ratios(entry: dict[str, Any], baselines: dict[str, Any]) -> dict[str, float | None]:
     noop = baselines.get("B_T", {}).get("noop_workflow", {}).get("per_second")
     activity = baselines.get("B_T", {}).get("one_activity_workflow", {}).get("per_second")
@@ -326,6 +343,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["memory"]["at_end"] = procs.memory(settings)
         result["memory"]["peak_rss_kib"] = sampler.window(0.0)["peak_rss_kib"]
         result["temporal_log"] = _log_errors(log_path, log_start)
+        result["temporal_store"] = _temporal_store(settings)
         result["phases"] = {
             name: {k: v for k, v in phase.items() if k != "queues"}
             for name, phase in recorder.phases.items()

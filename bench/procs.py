@@ -68,6 +68,18 @@ def thread_ticks(pid: int) -> dict[str, int]:
     return dict(out)
 
 
+def io_counters(pid: int) -> tuple[int, int] | None:
+    """(bytes written to storage, write syscalls) of a process, from /proc/<pid>/io."""
+    text = _read(f"/proc/{pid}/io")
+    if text is None:
+        return None
+    values = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    try:
+        return int(values["write_bytes"]), int(values["syscw"])
+    except (KeyError, ValueError):
+        return None
+
+
 def rss_kib(pid: int) -> int | None:
     text = _read(f"/proc/{pid}/status")
     if text is None:
@@ -188,6 +200,7 @@ class Snapshot:
     threads: dict[str, dict[str, int]]
     rss: dict[str, int]
     machine: tuple[int, int]
+    io: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -209,18 +222,23 @@ class Sampler:
         ticks: dict[str, dict[int, int]] = {}
         threads: dict[str, dict[str, int]] = {}
         rss: dict[str, int] = {}
+        io: dict[str, dict[int, tuple[int, int]]] = {}
         for name, pids in self._pids.items():
             ticks[name] = {}
+            io[name] = {}
             total = 0
             for pid in pids:
                 t = cpu_ticks(pid)
                 if t is not None:
                     ticks[name][pid] = t
                     total += rss_kib(pid) or 0
+                    counters = io_counters(pid)
+                    if counters is not None:
+                        io[name][pid] = counters
             rss[name] = total
             if name in SERVICES and pids:
-                threads[name] = thread_ticks(pids[0])
-        snap = Snapshot(now, ticks, threads, rss, machine_ticks())
+                threads[name] = thread_ticks(main_pid(name, pids))
+        snap = Snapshot(now, ticks, threads, rss, machine_ticks(), io)
         self.snapshots.append(snap)
         return snap
 
@@ -281,6 +299,16 @@ class Sampler:
         cores = os.cpu_count() or 1
         ours = sum(cpu.values())
         machine_busy = round(100 * cores * busy / total, 1)
+        disk: dict[str, dict[str, float]] = {}
+        for name, now_io in end.io.items():
+            before_io = start.io.get(name, {})
+            written = sum(b - before_io.get(pid, (0, 0))[0] for pid, (b, _) in now_io.items())
+            calls = sum(c - before_io.get(pid, (0, 0))[1] for pid, (_, c) in now_io.items())
+            if written > 0 or calls > 0:
+                disk[name] = {
+                    "mb_written_per_second": round(written / seconds / 1e6, 2),
+                    "write_calls_per_second": round(calls / seconds, 1),
+                }
         peaks: dict[str, int] = defaultdict(int)
         for snap in self.snapshots:
             if snap.at >= start.at:
@@ -293,5 +321,6 @@ class Sampler:
             "machine_busy_percent_of_one_core": machine_busy,
             "machine_cores": cores,
             "other_processes_cpu_percent": round(max(machine_busy - ours, 0.0), 1),
+            "disk_writes": disk,
             "peak_rss_kib": dict(peaks),
         }

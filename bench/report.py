@@ -122,6 +122,14 @@ def limits(result: dict[str, Any]) -> list[str]:
             f"activities, {work.get('timers', 0)} timers, "
             f"{work.get('signals sent', 0)} signals — against 2 workflow tasks for B_T's no-op."
         )
+    disk = resources.get("disk_writes", {}).get("temporal")
+    store = result.get("temporal_store", {})
+    if disk:
+        findings.append(
+            f"Temporal's server wrote {disk['mb_written_per_second']} MB/s to disk in "
+            f"{disk['write_calls_per_second']:,.0f} write calls/s during that run; its store is "
+            f"SQLite ({store.get('journal', '?')}, {store.get('size_mb', '?')} MB at the end)."
+        )
     log = result.get("temporal_log", {})
     if log.get("errors"):
         findings.append(
@@ -321,6 +329,16 @@ def table(result: dict[str, Any]) -> str:
                 f"{_num(_get(phases[p], 'machine_busy_percent_of_one_core')):>24}" for p in shown
             )
         )
+        written = "mb_written_per_second"
+        for name in INFRA:
+            if any(_get(phases[p], "disk_writes", name) for p in shown):
+                add(
+                    f"  {'disk MB/s written: ' + name:30s}"
+                    + "".join(
+                        f"{_num(_get(phases[p], 'disk_writes', name, written), 2):>24}"
+                        for p in shown
+                    )
+                )
         add(
             f"  {'  of which outside this stack':30s}"
             + "".join(f"{_num(_get(phases[p], 'other_processes_cpu_percent')):>24}" for p in shown)

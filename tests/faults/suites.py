@@ -90,7 +90,7 @@ def long_scenario(fault: str) -> Scenario:
         repeat_every=_env_float("GRANTS_FAULTS_REPEAT_EVERY", 120),
         first_after=20,
         # A bound, not a target: on 2 busy cores ~1 application a second gets through.
-        time_limit=max(1200, applications * 5 + 600),
+        time_limit=max(1200, applications * 8 + 600),
         settle_timeout=300,
         seed=_seed(),
     )
