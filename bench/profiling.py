@@ -33,13 +33,22 @@ def _is_project(path: str) -> bool:
     return path.startswith(str(REPO_ROOT)) and "site-packages/" not in path
 
 
+def _project_path(path: str) -> str:
+    """A project file's path from its package down (also when the services run from a copy
+    of the tree inside the repository, such as a snapshot in a state directory)."""
+    parts = Path(path).relative_to(REPO_ROOT).parts
+    for index, part in enumerate(parts):
+        if part in ("services", "shared", "bench", "deploy"):
+            return "/".join(parts[index:])
+    return "/".join(parts)
+
+
 def _package(path: str) -> str:
     if "site-packages/" in path:
         rest = path.split("site-packages/", 1)[1]
         return rest.split("/", 1)[0].removesuffix(".py")
     if _is_project(path):
-        parts = Path(path).relative_to(REPO_ROOT).parts
-        return f"project: {'/'.join(parts[:2])}"
+        return f"project: {'/'.join(_project_path(path).split('/')[:2])}"
     if "/lib/python3" in path:
         rest = path.split("/lib/python3", 1)[1].split("/", 1)[-1]
         return f"stdlib: {rest.split('/', 1)[0].removesuffix('.py')}"
@@ -92,7 +101,7 @@ def summarize(raw: str, top: int = 12) -> dict[str, Any]:
         seen: set[str] = set()
         for function, path in frames:
             if _is_project(path) and not path.endswith(_FRAMES_OF_EVERYTHING):
-                key = f"{function} ({Path(path).relative_to(REPO_ROOT)})"
+                key = f"{function} ({_project_path(path)})"
                 if key not in seen:
                     seen.add(key)
                     project_inclusive[key] += count

@@ -329,6 +329,10 @@ def table(result: dict[str, Any]) -> str:
                 f"{_num(_get(phases[p], 'machine_busy_percent_of_one_core')):>24}" for p in shown
             )
         )
+        add(
+            f"  {'  of which outside this stack':30s}"
+            + "".join(f"{_num(_get(phases[p], 'other_processes_cpu_percent')):>24}" for p in shown)
+        )
         written = "mb_written_per_second"
         for name in INFRA:
             if any(_get(phases[p], "disk_writes", name) for p in shown):
@@ -339,10 +343,6 @@ def table(result: dict[str, Any]) -> str:
                         for p in shown
                     )
                 )
-        add(
-            f"  {'  of which outside this stack':30s}"
-            + "".join(f"{_num(_get(phases[p], 'other_processes_cpu_percent')):>24}" for p in shown)
-        )
         add("")
     add("What limits the pipeline now (evidence)")
     for finding in result.get("limits", []):

@@ -7,7 +7,7 @@ and never changes the state. Every deadline is a durable timer."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -440,7 +440,7 @@ class ApplicationReview:
             advisor=self._advisor,
             decider_role=self._plan.decider_role if self._plan else None,
             next_deadline=self._next_deadline,
-            board_meeting=self._board_meeting.meeting if self._board_meeting else None,
+            board_meeting=self._meeting_date(),
             requested=self._requested(),
             recommended=self._money(self._recommended) if self._recommended else None,
             ineligible_reasons=[r.code for r in self._plan.reasons] if self._plan else [],
@@ -500,6 +500,14 @@ class ApplicationReview:
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
         )
+
+    def _meeting_date(self) -> date | None:
+        """The board meeting's date, as `decision.board_scheduled` names it (a meeting at a
+        fixed interval, in tests, has only its moment)."""
+        meeting = self._board_meeting
+        if meeting is None:
+            return None
+        return meeting.meeting or (meeting.at.date() if meeting.at else None)
 
     def _require_status(self, status: ApplicationStatus, action: str) -> None:
         if self._status != status:
