@@ -443,6 +443,11 @@ class LoadDriver:
         t.sent[action] = time.monotonic()
         self.stats.actions[action] += 1
 
+    def _succeeded(self, t: Tracked, action: str, hold: float = 25) -> None:
+        """The action was taken: the status may lag behind it (the lifecycle mirrors its
+        stages by signal), so do not repeat it for a while."""
+        t.sent[action] = time.monotonic() + hold
+
     def _use_kafka(self, t: Tracked, action: str, planned: bool) -> bool:
         """Kafka for this action when planned, once; if it did not take effect, HTTP."""
         if planned and t.kafka_tries[action] == 0:
@@ -745,7 +750,9 @@ class LoadDriver:
             headers=self._applicant(t),
             json_body={"accepted_by": name},
         )
-        if r.status_code == 409:
+        if r.status_code == 200:
+            self._succeeded(t, "accept")
+        elif r.status_code == 409:
             self._conflict(t, "accept", r)
         return False
 
@@ -839,7 +846,9 @@ class LoadDriver:
             headers=self._applicant(t),
             json_body=report,
         )
-        if r.status_code == 409:
+        if r.status_code == 200:
+            self._succeeded(t, action, hold=8)
+        elif r.status_code == 409:
             self._conflict(t, "report", r)
         return False
 
@@ -862,8 +871,9 @@ class LoadDriver:
             headers=self.tokens.http("advisor", advisor),
             json_body={"advisor": advisor, "outcome": outcome, "comment": "Thank you."},
         )
-        if r.status_code == 200 and outcome == "request_changes":
-            t.changes_requested = True
+        if r.status_code == 200:
+            self._succeeded(t, "report-review", hold=8)
+            t.changes_requested = t.changes_requested or outcome == "request_changes"
         elif r.status_code == 409:
             self._conflict(t, "report-review", r)
         return False
@@ -892,7 +902,9 @@ class LoadDriver:
             headers=self._finance(),
             json_body={"settled_by": "faults.finance", "amount": raised[0]["payload"]["amount"]},
         )
-        if r.status_code == 409:
+        if r.status_code == 200:
+            self._succeeded(t, "claim")
+        elif r.status_code == 409:
             self._conflict(t, "claim", r)
         return False
 

@@ -68,7 +68,7 @@ def quick_scenario() -> Scenario:
         max_in_flight=_env_int("GRANTS_FAULTS_IN_FLIGHT", 40),
         first_after=10,
         gap=3,
-        time_limit=420,
+        time_limit=540,
         settle_timeout=200,
         seed=_seed(),
     )
