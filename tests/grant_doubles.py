@@ -132,7 +132,10 @@ class Gate:
 
 
 class GrantDoubles:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], Awaitable[datetime]] | None = None) -> None:
+        # The workflows' clock (the test server's, which skips): the steps run as local
+        # activities, whose scheduled time is the worker's wall clock.
+        self._clock = clock
         # The plan per funding line (a test may replace one); other lines get a NOK plan.
         self.plans: dict[str, GrantPlan] = {"KOLARCTIC": default_plan("EUR")}
         self.events: list[tuple[UUID, Event]] = []
@@ -156,8 +159,9 @@ class GrantDoubles:
             gate.reached.set()
             await gate.released.wait()
 
-    @staticmethod
-    def _now() -> datetime:
+    async def _now(self) -> datetime:
+        if self._clock is not None:
+            return await self._clock()
         return activity.info().current_attempt_scheduled_time
 
     @activity.defn(name="payments.grant_plan")
@@ -181,22 +185,22 @@ class GrantDoubles:
             return
         self._event_ids.add(request.event_id)
         app_id = UUID(str(request.payload["application_id"]))
-        event = Event(self._now(), request.event_type, request.actor, dict(request.payload))
+        event = Event(await self._now(), request.event_type, request.actor, dict(request.payload))
         self.events.append((app_id, event))
 
     @activity.defn(name="payments.request_payment")
     async def request_payment(self, order: PaymentOrder) -> None:
         await self._pass_gate("payments.request_payment")
-        self.orders.append(Recorded(self._now(), order))
+        self.orders.append(Recorded(await self._now(), order))
 
     @activity.defn(name="payments.mark_unconfirmed")
     async def mark_unconfirmed(self, order: PaymentOrder) -> None:
-        self.unconfirmed.append(Recorded(self._now(), order))
+        self.unconfirmed.append(Recorded(await self._now(), order))
 
     @activity.defn(name=RELEASE_BUDGET_ACTIVITY)
     async def release_budget(self, request: ReleaseBudgetRequest) -> ReleaseBudgetResult:
         await self._pass_gate(RELEASE_BUDGET_ACTIVITY)
-        self.releases.append(Recorded(self._now(), request))
+        self.releases.append(Recorded(await self._now(), request))
         committed = self.committed.get(request.application_id)
         if committed is None:
             return ReleaseBudgetResult(
@@ -330,7 +334,7 @@ class GrantHarness:
 
     def __init__(self, env: WorkflowEnvironment) -> None:
         self.env = env
-        self.doubles = GrantDoubles()
+        self.doubles = GrantDoubles(env.get_current_time)
         self.started: list[Grant] = []
 
     @asynccontextmanager

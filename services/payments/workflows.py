@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -79,9 +78,7 @@ with workflow.unsafe.imports_passed_through():
     from shared.contracts.money import Money
     from shared.contracts.review import ReviewProgress
     from shared.temporal import payment_reference
-
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=0)
+    from shared.workflow_steps import Progress, step
 
 
 @dataclass
@@ -110,17 +107,21 @@ class GrantLifecycle:
         self._accepting_reports = False
         self._plan: GrantPlan | None = None
         self._progress_sent = 0
+        self._signals = Progress()
 
     # ---------------------------------------------------------------- the run
 
     @workflow.run
     async def run(self, inp: GrantInput) -> GrantOutcome:
+        outcome = await self._run(inp)
+        await self._signals.drain()
+        return outcome
+
+    async def _run(self, inp: GrantInput) -> GrantOutcome:
         self._inp = inp
-        plan: GrantPlan = await workflow.execute_activity(
+        plan: GrantPlan = await step(
             "payments.grant_plan",
             inp.document.funding_line,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
             result_type=GrantPlan,
         )
         self._plan = plan
@@ -178,22 +179,22 @@ class GrantLifecycle:
         inp = self._need_input()
         # First: an acceptance arriving while the money is released is refused.
         await self._progress("lapsed")
-        released: ReleaseBudgetResult = await workflow.execute_activity(
+        released: ReleaseBudgetResult = await step(
             RELEASE_BUDGET_ACTIVITY,
             ReleaseBudgetRequest(
                 application_id=inp.application_id,
                 reason="lapsed",
                 correlation_id=inp.correlation_id,
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
             result_type=ReleaseBudgetResult,
+            local=False,  # the deadline chose this path; an acceptance may race it
         )
         await self._publish(
             GRANT_LAPSED,
             GrantLapsed(
                 application_id=inp.application_id, status="lapsed", released=released.amount
             ),
+            local=False,
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return GrantOutcome(status="lapsed")
@@ -240,6 +241,7 @@ class GrantLifecycle:
         )
         if year < years:
             await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._signals.drain()
             # A fresh run per year keeps the history bounded; the id (and signals) stay.
             workflow.continue_as_new(inp.model_copy(update={"year": year + 1}))
         return await self._close(paid, None, report.results)
@@ -247,15 +249,13 @@ class GrantLifecycle:
     async def _close(self, paid: Money, claimed: Money | None, results: str) -> GrantOutcome:
         inp = self._need_input()
         # Whatever was committed and not paid goes back to the line's budget.
-        await workflow.execute_activity(
+        await step(
             RELEASE_BUDGET_ACTIVITY,
             ReleaseBudgetRequest(
                 application_id=inp.application_id,
                 reason="closed",
                 correlation_id=inp.correlation_id,
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
             result_type=ReleaseBudgetResult,
         )
         await self._publish(
@@ -379,11 +379,9 @@ class GrantLifecycle:
                 payee_name=inp.document.applicant.name,
                 payee_org_number=inp.document.applicant.org_number,
             )
-            await workflow.execute_activity(
+            await step(
                 "payments.request_payment",
                 order,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=RETRY,
             )
             key = (reference, attempt)
             alert_at = workflow.now() + timedelta(
@@ -395,11 +393,9 @@ class GrantLifecycle:
 
             if not await self._wait_until(answered, alert_at):
                 # No answer from the bank in time: finance hears of it, the wait goes on.
-                await workflow.execute_activity(
+                await step(
                     "payments.mark_unconfirmed",
                     order,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=RETRY,
                 )
                 await workflow.wait_condition(answered)
             result = self._results[key]
@@ -576,15 +572,15 @@ class GrantLifecycle:
         self._progress_sent += 1
         year = self._inp.year if self._inp is not None else None
         seq = (year or 1) * 1_000_000 + self._progress_sent
-        parent = workflow.info().parent
-        if parent is not None:
-            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-                SIGNAL_GRANT_PROGRESS,
-                ReviewProgress(status=status, next_deadline=next_deadline, seq=seq),
-            )
+        await self._signals.signal(
+            SIGNAL_GRANT_PROGRESS,
+            ReviewProgress(status=status, next_deadline=next_deadline, seq=seq),
+        )
 
-    async def _publish(self, event_type: str, payload: Any, actor: str | None = None) -> None:
-        await workflow.execute_activity(
+    async def _publish(
+        self, event_type: str, payload: Any, actor: str | None = None, *, local: bool = True
+    ) -> None:
+        await step(
             "payments.publish",
             PublishGrantEvent(
                 event_id=workflow.uuid4(),
@@ -593,8 +589,7 @@ class GrantLifecycle:
                 actor=actor,
                 payload=payload.model_dump(mode="json"),
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
+            local=local,
         )
 
     def _need_input(self) -> GrantInput:

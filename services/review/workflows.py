@@ -71,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         SubmitReview,
     )
     from shared.temporal import TASK_QUEUE_PAYMENTS
+    from shared.workflow_steps import Progress, step
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Activities talk to Postgres; retry while it is away, but not forever on a bug.
@@ -92,19 +93,23 @@ class ApplicationReview:
         self._decided: ActionResult | None = None
         self._deciding = asyncio.Lock()
         self._progress_sent = 0
+        self._signals = Progress()
 
     # ---------------------------------------------------------------- the run
 
     @workflow.run
     async def run(self, inp: ReviewInput) -> ReviewOutcome:
+        outcome = await self._run(inp)
+        await self._signals.drain()
+        return outcome
+
+    async def _run(self, inp: ReviewInput) -> ReviewOutcome:
         self._inp = inp
         doc = inp.document
         await self._progress("screening")
-        plan: ReviewPlan = await workflow.execute_activity(
+        plan: ReviewPlan = await step(
             "review.plan",
             PlanRequest(document=doc, today=workflow.now().date()),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
             result_type=ReviewPlan,
         )
         self._plan = plan
@@ -121,7 +126,7 @@ class ApplicationReview:
             await self._progress("ineligible")
             return ReviewOutcome(status="ineligible", reasons=[r.code for r in plan.reasons])
 
-        self._advisor = await workflow.execute_activity(
+        self._advisor = await step(
             "review.assign_advisor",
             AssignAdvisor(
                 application_id=inp.application_id,
@@ -129,8 +134,6 @@ class ApplicationReview:
                 title=doc.title,
                 requested=self._requested(),
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
             result_type=str,
         )
         while True:
@@ -215,17 +218,16 @@ class ApplicationReview:
                 status="withdrawn",
                 reason="information_not_provided_in_time",
             ),
+            local=False,  # the deadline chose this path; an answer may race it
         )
         return False
 
     async def _decision_phase(self) -> None:
         plan = self._need_plan()
         if plan.decider_role == "board" and not self._board_open:
-            meeting: BoardMeeting = await workflow.execute_activity(
+            meeting: BoardMeeting = await step(
                 "review.next_board_meeting",
                 BoardMeetingQuery(now=workflow.now()),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=RETRY,
                 result_type=BoardMeeting,
             )
             if meeting.at is None:
@@ -345,11 +347,9 @@ class ApplicationReview:
                 return await self._conclude(action, "rejected", None)
             amount = self._money(action.amount or self._recommended_or_requested())
             year = workflow.now().year
-            budget: Money = await workflow.execute_activity(
+            budget: Money = await step(
                 "review.budget_for",
                 BudgetQuery(funding_line=self._need_input().document.funding_line, year=year),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=RETRY,
                 result_type=Money,
             )
             commit: CommitBudgetResult = await workflow.execute_activity(
@@ -472,21 +472,20 @@ class ApplicationReview:
         self._next_deadline = next_deadline
         # Numbered in the order of the calls: the parent drops a report overtaken by a later one.
         self._progress_sent += 1
-        info = workflow.info()
-        if info.parent is not None:
-            parent = workflow.get_external_workflow_handle(info.parent.workflow_id)
-            await parent.signal(
-                SIGNAL_REVIEW_PROGRESS,
-                ReviewProgress(
-                    status=status,
-                    advisor=self._advisor,
-                    next_deadline=next_deadline,
-                    seq=self._progress_sent,
-                ),
-            )
+        await self._signals.signal(
+            SIGNAL_REVIEW_PROGRESS,
+            ReviewProgress(
+                status=status,
+                advisor=self._advisor,
+                next_deadline=next_deadline,
+                seq=self._progress_sent,
+            ),
+        )
 
-    async def _publish(self, event_type: str, payload: Any, actor: str | None = None) -> None:
-        await workflow.execute_activity(
+    async def _publish(
+        self, event_type: str, payload: Any, actor: str | None = None, *, local: bool = True
+    ) -> None:
+        await step(
             "review.publish",
             PublishEvent(
                 event_id=workflow.uuid4(),
@@ -497,8 +496,7 @@ class ApplicationReview:
                 advisor=self._advisor,
                 next_deadline=self._next_deadline,
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
+            local=local,
         )
 
     def _meeting_date(self) -> date | None:
