@@ -47,6 +47,11 @@ class Settings(BaseSettings):
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    # Workflows a worker keeps in memory between their tasks (Temporal's default is 1000). Each
+    # sandboxed review or lifecycle waiting for a human holds a few hundred KB, so the default
+    # let a service grow past 300 MB under load; an evicted one replays its short history on
+    # its next task.
+    temporal_workflow_cache: int = Field(default=200, ge=0)
     temporal_ui_port: int = 8233
     # Payload encryption (shared/codec.py): every Temporal payload and failure message is
     # AES-256-GCM encrypted. `temporal_codec_keys` is "id:<base64 of 32 bytes>,id:…", every

@@ -76,6 +76,7 @@ def build_worker(ctx: ServiceContext, spec: ServiceSpec) -> Worker | None:
         task_queue=spec.name,
         workflows=list(spec.workflows),
         activities=activities,
+        max_cached_workflows=ctx.settings.temporal_workflow_cache,
         # grants_activity_seconds; the tracing interceptor comes with the client.
         interceptors=[observability.ActivityMetrics()],
     )
