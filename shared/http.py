@@ -10,18 +10,20 @@ import asyncio
 import json
 import time
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
+from pydantic import BaseModel
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import asyncapi, observability
+from shared.actions import ActionRefused, NoSuchWorkflow, perform
 from shared.auth import Principal, Role, forbid
 from shared.runtime import ServiceContext
 
@@ -202,3 +204,28 @@ class Guard:
             await forbid(request, self._pool, "applicant of another organisation")
         elif principal.role != "applicant" and not principal.is_staff:
             await forbid(request, self._pool, f"role {principal.role}")
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+async def perform_action(
+    ctx: ServiceContext,
+    workflow_id: str,
+    update: str,
+    action: BaseModel,
+    result: type[R],
+    *,
+    no_workflow: str | None = None,
+) -> R:
+    """A human action from an HTTP route: refused by the workflow → 409 with its reason; no
+    workflow open for it → 404 (or, with `no_workflow`, 409 with that text: the caller asked
+    at the wrong step rather than for a wrong thing)."""
+    try:
+        return await perform(ctx.temporal, workflow_id, update, action, result)
+    except ActionRefused as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    except NoSuchWorkflow as exc:
+        if no_workflow is not None:
+            raise HTTPException(status_code=409, detail=no_workflow) from exc
+        raise HTTPException(status_code=404, detail=str(exc)) from exc

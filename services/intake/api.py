@@ -21,7 +21,6 @@ from services.intake.repository import (
     StoredApplication,
     TimelineRepository,
 )
-from shared.actions import ActionRefused, NoSuchWorkflow, perform
 from shared.auth import Caller, Principal, forbid
 from shared.contracts.application import ApplicationDocument
 from shared.contracts.grant import (
@@ -33,7 +32,7 @@ from shared.contracts.grant import (
 )
 from shared.contracts.review import UPDATE_ANSWER_INFORMATION, ActionResult, AnswerInformation
 from shared.funding import get_funding_config
-from shared.http import Guard, create_app
+from shared.http import Guard, create_app, perform_action
 from shared.runtime import ServiceContext
 from shared.temporal import grant_workflow_id, lifecycle_workflow_id, review_workflow_id
 
@@ -206,14 +205,14 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         """Only the applicant's own organisation acts as the applicant; staff cannot."""
         await guard.require(request, caller, "applicant")
         await readable(request, caller, application_id)
-        try:
-            return await perform(ctx.temporal, workflow_id, update, action, result)
-        except ActionRefused as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from exc
-        except NoSuchWorkflow as exc:
-            raise HTTPException(
-                status_code=409, detail="the application is not at this step"
-            ) from exc
+        return await perform_action(
+            ctx,
+            workflow_id,
+            update,
+            action,
+            result,
+            no_workflow="the application is not at this step",
+        )
 
     @app.post("/applications/{application_id}/information", response_model=ActionResult)
     async def answer_information(

@@ -14,7 +14,6 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from services.payments.repository import PaymentRecord, PaymentStatus, Repository
-from shared.actions import ActionRefused, NoSuchWorkflow, perform
 from shared.auth import DECIDERS, Caller, Role
 from shared.contracts.grant import (
     UPDATE_BANK_DETAILS_CORRECTED,
@@ -27,7 +26,7 @@ from shared.contracts.grant import (
 from shared.contracts.ledger import LedgerView
 from shared.contracts.money import Currency
 from shared.contracts.review import UserId
-from shared.http import Guard, create_app
+from shared.http import Guard, create_app, perform_action
 from shared.runtime import ServiceContext
 from shared.temporal import grant_workflow_id
 
@@ -101,14 +100,9 @@ def build_api(ctx: ServiceContext) -> FastAPI:
     ledger_readers: tuple[Role, ...] = ("finance", "operator", *DECIDERS)
 
     async def act(application_id: UUID, update: str, action: BaseModel) -> GrantActionResult:
-        try:
-            return await perform(
-                ctx.temporal, grant_workflow_id(application_id), update, action, GrantActionResult
-            )
-        except ActionRefused as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from exc
-        except NoSuchWorkflow as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        return await perform_action(
+            ctx, grant_workflow_id(application_id), update, action, GrantActionResult
+        )
 
     @app.get("/ledgers", response_model=list[LedgerView], tags=["ledgers"])
     async def list_ledgers(

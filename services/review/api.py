@@ -13,7 +13,6 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from services.review.repository import Repository
-from shared.actions import ActionRefused, NoSuchWorkflow, perform
 from shared.auth import STAFF, Caller, forbid
 from shared.contracts.grant import UPDATE_REVIEW_REPORT, GrantActionResult, ReviewReport
 from shared.contracts.money import Money
@@ -28,7 +27,7 @@ from shared.contracts.review import (
     SubmitReview,
 )
 from shared.funding import get_funding_config
-from shared.http import Guard, create_app
+from shared.http import Guard, create_app, perform_action
 from shared.runtime import ServiceContext
 from shared.temporal import grant_workflow_id, review_workflow_id
 
@@ -65,14 +64,9 @@ def build_api(ctx: ServiceContext) -> FastAPI:
     guard = Guard(ctx)
 
     async def act(application_id: UUID, update: str, action: BaseModel) -> ActionResult:
-        try:
-            return await perform(
-                ctx.temporal, review_workflow_id(application_id), update, action, ActionResult
-            )
-        except ActionRefused as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from exc
-        except NoSuchWorkflow as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        return await perform_action(
+            ctx, review_workflow_id(application_id), update, action, ActionResult
+        )
 
     @app.get("/funding-lines")
     async def funding_lines(request: Request, caller: Caller) -> dict[str, Any]:
@@ -172,18 +166,9 @@ def build_api(ctx: ServiceContext) -> FastAPI:
         Approving a final report settles the grant: the final payment or a claim-back."""
         await guard.require(request, caller, "advisor")
         await guard.require_self(request, caller, review.advisor)
-        try:
-            return await perform(
-                ctx.temporal,
-                grant_workflow_id(application_id),
-                UPDATE_REVIEW_REPORT,
-                review,
-                GrantActionResult,
-            )
-        except ActionRefused as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from exc
-        except NoSuchWorkflow as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        return await perform_action(
+            ctx, grant_workflow_id(application_id), UPDATE_REVIEW_REPORT, review, GrantActionResult
+        )
 
     @app.post("/board/meetings/{meeting}/decisions", response_model=list[BoardDecisionResult])
     async def board_decisions(

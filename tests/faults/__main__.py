@@ -4,6 +4,8 @@
     .venv/bin/python -m tests.faults long             # every fault, 1000 applications each
     .venv/bin/python -m tests.faults none             # the load and the reconciliation only
     GRANTS_FAULTS=kafka-kill9 GRANTS_FAULTS_APPLICATIONS=200 .venv/bin/python -m tests.faults long
+    GRANTS_FAULTS=kill9-intake,kafka-term GRANTS_FAULTS_ROTATE=1 \
+        .venv/bin/python -m tests.faults long         # those faults in turn, one stream
 
 Knobs: see tests/faults/suites.py. Exit status 0 when every reconciliation is clean."""
 
@@ -16,7 +18,7 @@ import os
 from tests.faults.reconcile import table
 from tests.faults.scenario import Scenario, ScenarioResult, run_scenario
 from tests.faults.stack import stack_settings
-from tests.faults.suites import Logger, long_faults, long_scenario, quick_scenario, write_report
+from tests.faults.suites import Logger, long_scenarios, quick_scenario, write_report
 
 
 async def main() -> int:
@@ -28,7 +30,7 @@ async def main() -> int:
     if args.suite == "quick":
         scenarios = [quick_scenario()]
     elif args.suite == "long":
-        scenarios = [long_scenario(f) for f in long_faults()]
+        scenarios = long_scenarios()
     else:
         applications = int(os.environ.get("GRANTS_FAULTS_APPLICATIONS") or 20)
         rate = float(os.environ.get("GRANTS_FAULTS_RATE") or 1)

@@ -3,9 +3,9 @@ faults are injected, then the reconciliation.
 
 Two shapes:
 - a sequence (the quick subset): each fault once, one after the other, while the stream runs;
-- one fault repeated (the long variant): the fault again every `repeat_every` seconds for as
-  long as applications are being submitted, so a thousand applications meet it at every
-  stage of their lifecycle."""
+- repeated (the long variant): the fault again every `repeat_every` seconds for as long as
+  applications are being submitted, so a thousand applications meet it at every stage of
+  their lifecycle. Given several faults, it takes them in turn (a rotation)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ class Scenario:
     applications: int
     rate: float  # submissions per second (at most; bounded by max_in_flight)
     max_in_flight: int = 60
-    # None: each fault once, in order. Otherwise the one fault again every this many seconds
-    # while the stream runs.
+    # None: each fault once, in order. Otherwise a fault every this many seconds while the
+    # stream runs, the faults in turn.
     repeat_every: float | None = None
     first_after: float = 15.0  # seconds of load before the first fault
     gap: float = 5.0  # seconds of quiet between faults of a sequence
@@ -167,8 +167,10 @@ async def run_scenario(settings: Settings, sc: Scenario, log: Log) -> ScenarioRe
                     await wait(sc.gap)
                 await inject(name)
         elif sc.faults:
+            turn = 0
             while driver.submitting and not load.done():
-                await inject(sc.faults[0])
+                await inject(sc.faults[turn % len(sc.faults)])
+                turn += 1
                 await wait(sc.repeat_every)
         phase[0] = "faults done"
         tracked = await load

@@ -7,6 +7,8 @@
 - GRANTS_FAULTS_RATE          submissions per second (quick 0.4, long 4)
 - GRANTS_FAULTS_IN_FLIGHT     applications being driven at once (quick 40, long 100)
 - GRANTS_FAULTS_REPEAT_EVERY  long variant: seconds from one recovery to the next injection (120)
+- GRANTS_FAULTS_ROTATE        long variant: "1" runs the listed faults in turn during one stream
+                              (one reconciliation) instead of one stream per fault
 - GRANTS_FAULTS_SEED          the plans' random seed (a fresh one by default)
 - GRANTS_FAULTS_REPORT        where the Markdown report goes (<state>/logs/faults-report.md)"""
 
@@ -78,12 +80,19 @@ def long_faults() -> list[str]:
     return _env_faults(LONG_FAULTS)
 
 
-def long_scenario(fault: str) -> Scenario:
+def long_scenarios() -> list[Scenario]:
+    faults = long_faults()
+    if os.environ.get("GRANTS_FAULTS_ROTATE") == "1":
+        return [long_scenario(faults, label="rotation: " + ", ".join(faults))]
+    return [long_scenario([fault]) for fault in faults]
+
+
+def long_scenario(faults: list[str], label: str | None = None) -> Scenario:
     applications = _env_int("GRANTS_FAULTS_APPLICATIONS", 1000)
     rate = _env_float("GRANTS_FAULTS_RATE", 4)
     return Scenario(
-        label=fault,
-        faults=[fault],
+        label=label or faults[0],
+        faults=list(faults),
         applications=applications,
         rate=rate,
         max_in_flight=_env_int("GRANTS_FAULTS_IN_FLIGHT", 100),

@@ -19,9 +19,9 @@ import pytest
 
 from shared.config import Settings
 from tests.faults.reconcile import table
-from tests.faults.scenario import ScenarioResult, run_scenario
+from tests.faults.scenario import Scenario, ScenarioResult, run_scenario
 from tests.faults.stack import FAULTS, Stack, stack_settings
-from tests.faults.suites import Logger, long_faults, long_scenario, quick_scenario, write_report
+from tests.faults.suites import Logger, long_scenarios, quick_scenario, write_report
 
 pytestmark = pytest.mark.integration
 
@@ -54,18 +54,19 @@ async def test_quick_fault_subset(
 
 
 @pytest.mark.faults_long
-@pytest.mark.parametrize("fault", long_faults())
+@pytest.mark.parametrize("scenario", long_scenarios(), ids=lambda s: s.label)
 async def test_fault_long(
-    fault: str,
+    scenario: Scenario,
     fault_settings: Settings,
     long_results: list[ScenarioResult],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     log = Logger(fault_settings)
-    reason = FAULTS[fault].unavailable(Stack(fault_settings, log))
-    if reason:
-        pytest.skip(f"{fault}: {reason}")
+    stack = Stack(fault_settings, log)
+    unavailable = [f"{f}: {r}" for f in scenario.faults if (r := FAULTS[f].unavailable(stack))]
+    if len(unavailable) == len(scenario.faults):
+        pytest.skip("; ".join(unavailable))
     with capsys.disabled():
-        result = await run_scenario(fault_settings, long_scenario(fault), log)
+        result = await run_scenario(fault_settings, scenario, log)
     long_results.append(result)
     assert result.ok, result.summary()
