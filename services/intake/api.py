@@ -165,8 +165,8 @@ def build_api(ctx: ServiceContext) -> FastAPI:
             ApplicationSummary(
                 application_id=r.application_id,
                 external_ref=r.external_ref,
-                title=r.document.title,
-                funding_line=r.document.funding_line,
+                title=r.title,
+                funding_line=r.funding_line,
                 received_at=r.received_at,
             )
             for r in rows

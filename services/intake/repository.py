@@ -149,19 +149,57 @@ class Repository:
         external_ref: str | None,
         limit: int,
         before: datetime | None,
-    ) -> list[StoredApplication]:
-        rows = await self._pool.fetch(
-            """SELECT id, external_ref, channel, received_at, document FROM applications
-               WHERE ($1::text IS NULL OR funding_line = $1)
-                 AND ($2::timestamptz IS NULL OR received_at < $2)
-                 AND ($3::text IS NULL OR external_ref = $3)
-               ORDER BY received_at DESC, id LIMIT $4""",
-            funding_line,
-            before,
-            external_ref,
-            limit,
-        )
-        return [_stored(r) for r in rows]
+    ) -> list[ApplicationListing]:
+        """Newest first. One fixed query per kind of filter, each served by an index (a single
+        `$1 IS NULL OR …` query gets a generic plan that cannot use them); the columns of a
+        summary only, not the stored document."""
+        if external_ref is not None:
+            rows = await self._pool.fetch(
+                f"""{_LISTING} WHERE external_ref = $1
+                      AND ($2::text IS NULL OR funding_line = $2)
+                      AND received_at < COALESCE($3::timestamptz, 'infinity')""",
+                external_ref,
+                funding_line,
+                before,
+            )
+        elif funding_line is not None:
+            rows = await self._pool.fetch(
+                f"""{_LISTING} WHERE funding_line = $1
+                      AND received_at < COALESCE($2::timestamptz, 'infinity')
+                    ORDER BY received_at DESC, id LIMIT $3""",
+                funding_line,
+                before,
+                limit,
+            )
+        else:
+            rows = await self._pool.fetch(
+                f"""{_LISTING} WHERE received_at < COALESCE($1::timestamptz, 'infinity')
+                    ORDER BY received_at DESC, id LIMIT $2""",
+                before,
+                limit,
+            )
+        return [
+            ApplicationListing(
+                application_id=r["id"],
+                external_ref=r["external_ref"],
+                title=r["title"],
+                funding_line=r["funding_line"],
+                received_at=r["received_at"],
+            )
+            for r in rows
+        ]
+
+
+_LISTING = "SELECT id, external_ref, title, funding_line, received_at FROM applications"
+
+
+@dataclass(frozen=True)
+class ApplicationListing:
+    application_id: UUID
+    external_ref: str
+    title: str
+    funding_line: str
+    received_at: datetime
 
 
 @dataclass(frozen=True)
