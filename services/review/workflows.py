@@ -336,6 +336,10 @@ class ApplicationReview:
     @answer_information.validator
     def _validate_answer_information(self, action: AnswerInformation) -> None:
         self._require_status("information_requested", "answer an information request")
+        if self._information_answered:
+            # The status changes only once the answer is recorded: a client repeating its
+            # request meanwhile (its first one timed out) must not record a second answer.
+            raise ValueError("the information request was answered already")
 
     @workflow.update(name=UPDATE_DECIDE)
     async def decide(self, action: Decide) -> ActionResult:

@@ -354,6 +354,24 @@ async def test_an_unanswered_information_request_withdraws_the_application(h: Ha
     assert withdrawn["reason"] == "information_not_provided_in_time"
 
 
+async def test_an_answer_sent_again_while_the_first_is_recorded_is_refused(h: Harness) -> None:
+    # The applicant's first answer is accepted but not yet recorded (its request timed out, say,
+    # while Temporal restarted); the client sends it again. One answer, one event.
+    app = await submitted(h, SMALL)
+    await app.update(UPDATE_REQUEST_INFORMATION, ask(await app.state()))
+    await app.reaches("information_requested")
+    gate = h.repository.hold(INFORMATION_ANSWERED)
+    answer = AnswerInformation(answer="School no. 5 in Murmansk.")
+    first = asyncio.create_task(app.update(UPDATE_ANSWER_INFORMATION, answer))
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    with pytest.raises(WorkflowUpdateFailedError) as again:
+        await app.update(UPDATE_ANSWER_INFORMATION, answer)
+    assert "answered already" in str(again.value.cause)
+    gate.released.set()
+    assert (await first).status == "in_review"
+    assert h.events.types(app.id).count(INFORMATION_ANSWERED) == 1
+
+
 async def test_an_answer_accepted_just_before_the_deadline_is_not_withdrawn(h: Harness) -> None:
     # The answer is accepted a second before the deadline; recording it takes longer.
     app = await submitted(h, SMALL)
