@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     # let a service grow past 300 MB under load; an evicted one replays its short history on
     # its next task.
     temporal_workflow_cache: int = Field(default=200, ge=0)
+    # The workflow sandbox re-imports each workflow module for every workflow it loads and
+    # keeps that copy while the workflow is cached: in the bench it was the largest part of
+    # review's busy time and of the services' memory. The services run without it; the
+    # tests' workers keep it (Temporal's default runner), so a non-deterministic call in
+    # workflow code (the wall clock, random, I/O) still fails there, and the replay of
+    # stored histories catches a change of behaviour. GRANTS_TEMPORAL_SANDBOX=true turns it on.
+    temporal_sandbox: bool = False
     temporal_ui_port: int = 8233
     # Payload encryption (shared/codec.py): every Temporal payload and failure message is
     # AES-256-GCM encrypted. `temporal_codec_keys` is "id:<base64 of 32 bytes>,id:…", every

@@ -16,7 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from shared import asyncapi, db, observability, temporal
 from shared.config import Settings, get_settings
@@ -77,6 +78,11 @@ def build_worker(ctx: ServiceContext, spec: ServiceSpec) -> Worker | None:
         workflows=list(spec.workflows),
         activities=activities,
         max_cached_workflows=ctx.settings.temporal_workflow_cache,
+        workflow_runner=(
+            SandboxedWorkflowRunner()
+            if ctx.settings.temporal_sandbox
+            else UnsandboxedWorkflowRunner()
+        ),
         # grants_activity_seconds; the tracing interceptor comes with the client.
         interceptors=[observability.ActivityMetrics()],
     )
