@@ -9,7 +9,6 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -88,8 +87,8 @@ def describe(topic: str, value: bytes | None) -> EventLine:
 
 
 async def _settle(consumer: AIOKafkaConsumer, deadline: float | None) -> None:
-    """Wait (at most until `deadline`, or 30 s) for the group to assign the partitions, and
-    fix the starting offset of each."""
+    """Wait (at most until `deadline`, or 30 s) for the partitions to be assigned, and fix
+    the starting offset of each."""
     loop = asyncio.get_running_loop()
     until = loop.time() + 30 if deadline is None else deadline
     for _ in range(100_000):
@@ -118,7 +117,10 @@ async def tail(
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"grants-cli-tail-{uuid4().hex[:12]}",
+        # No consumer group: every partition of the topics is read directly, so there is no
+        # group to join at start or to leave at Ctrl-C (under load leaving could take longer
+        # than a user waits), and no offsets are left behind.
+        group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
         client_id="grants-cli",

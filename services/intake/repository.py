@@ -239,8 +239,11 @@ class TimelineRepository:
 
     async def timeline(self, application_id: UUID) -> list[TimelineEntry]:
         rows = await self._pool.fetch(
+            # By when each event happened: arrival order is each service's relay order, and
+            # two services' relays race (payments' budget.committed could arrive after
+            # review's decision.made that followed it). Ties, within one service, by arrival.
             """SELECT event_id, event_type, version, occurred_at, source, actor, payload
-               FROM timeline WHERE application_id = $1 ORDER BY seq""",
+               FROM timeline WHERE application_id = $1 ORDER BY occurred_at, seq""",
             application_id,
         )
         return [

@@ -218,22 +218,24 @@ def test_submit_a_directory_of_samples_with_a_progress_bar(stack: Settings) -> N
 def test_the_installed_command_tails_until_ctrl_c(stack: Settings, tmp_path: Path) -> None:
     command = REPO_ROOT / ".venv" / "bin" / "grants"
     assert command.exists(), "pip install -e . installs the grants console script"
-    errors = tmp_path / "stderr"
-    with errors.open("w") as stderr:
+    errors, output = tmp_path / "stderr", tmp_path / "stdout"
+    app_id = ""
+    with errors.open("w") as stderr, output.open("w") as stdout:
         process = subprocess.Popen(
             [str(command), "tail", "--type", "application."],
-            stdout=subprocess.PIPE,
+            stdout=stdout,
             stderr=stderr,
             text=True,
         )
         try:
             until(lambda: "following" in errors.read_text(), timeout=30, interval=0.2)
             app_id = submit_sample()
-            time.sleep(3)
+            # Shown as soon as it is published (a busy machine may take a few seconds).
+            until(lambda: app_id in output.read_text(), timeout=60, interval=0.2)
         finally:
             process.send_signal(signal.SIGINT)
-            out, _ = process.communicate(timeout=30)
-    err = errors.read_text()
+            process.wait(timeout=30)
+    out, err = output.read_text(), errors.read_text()
     assert process.returncode == 0, err
     assert "stopped" in err and "Traceback" not in err
     assert any(app_id in line and "application.submitted" in line for line in out.splitlines()), out
