@@ -215,6 +215,10 @@ def test_submit_a_directory_of_samples_with_a_progress_bar(stack: Settings) -> N
         until(started, timeout=30)
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_the_installed_command_tails_until_ctrl_c(stack: Settings, tmp_path: Path) -> None:
     command = REPO_ROOT / ".venv" / "bin" / "grants"
     assert command.exists(), "pip install -e . installs the grants console script"
@@ -226,6 +230,10 @@ def test_the_installed_command_tails_until_ctrl_c(stack: Settings, tmp_path: Pat
             stdout=stdout,
             stderr=stderr,
             text=True,
+            # A runner that starts the suite in the background (`cmd &`, nohup) hands its
+            # children SIGINT ignored, and Python then never turns Ctrl-C into
+            # KeyboardInterrupt; a terminal's Ctrl-C arrives with the default disposition.
+            preexec_fn=_ctrl_c_as_at_a_terminal,
         )
         try:
             until(lambda: "following" in errors.read_text(), timeout=30, interval=0.2)
