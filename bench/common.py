@@ -86,6 +86,7 @@ async def connect_as(settings: Settings, role: str) -> asyncpg.Connection:
         database=settings.pg_database,
         user=role,
         password=settings.pg_password(role),
+        ssl=settings.pg_ssl(),
         server_settings={"search_path": role, "application_name": f"bench-{role}"},
     )
 
@@ -97,6 +98,7 @@ async def pool_as(settings: Settings, role: str, size: int) -> asyncpg.Pool:
         database=settings.pg_database,
         user=role,
         password=settings.pg_password(role),
+        ssl=settings.pg_ssl(),
         min_size=1,
         max_size=size,
         server_settings={"search_path": role, "application_name": f"bench-{role}"},

@@ -25,6 +25,7 @@ async def connect(settings: Settings, role: str) -> asyncpg.Connection:
         database=settings.pg_database,
         user=role,
         password=settings.pg_password(role),
+        ssl=settings.pg_ssl(),
         server_settings={"search_path": role, "application_name": role},
     )
 
@@ -36,6 +37,7 @@ async def create_pool(settings: Settings, role: str) -> asyncpg.Pool:
         database=settings.pg_database,
         user=role,
         password=settings.pg_password(role),
+        ssl=settings.pg_ssl(),
         min_size=settings.pg_pool_min,
         max_size=settings.pg_pool_max,
         server_settings={"search_path": role, "application_name": role},

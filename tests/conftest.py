@@ -49,6 +49,7 @@ async def connect_as(settings: Settings, role: str) -> asyncpg.Connection:
         database=settings.pg_database,
         user=role,
         password=settings.pg_password(role),
+        ssl=settings.pg_ssl(),
     )
 
 
