@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # where it protects nothing and cost about a fifth of a service's CPU on reads in the
     # bench; libpq's default "prefer" anywhere else. Production across hosts should set
     # "verify-full".
-    pg_sslmode: Literal["auto", "disable", "prefer", "require", "verify-ca", "verify-full"] = "auto"
+    pg_sslmode: Literal["auto"] | SslMode = "auto"
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_partitions: int = Field(default=6, ge=1)
